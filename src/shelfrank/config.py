@@ -1,0 +1,76 @@
+"""One typed configuration, read from a TOML file and environment variables.
+
+Precedence (highest first): keyword arguments, environment variables
+(``SHELFRANK_<SECTION>__<KEY>``, e.g. ``SHELFRANK_STORE__DATA_DIR``), the TOML file
+(``$SHELFRANK_CONFIG`` or ``./shelfrank.toml``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Scale = Literal["tiny", "small", "standard"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreConfig(_Section):
+    data_dir: Path = Field(Path("shelfrank-data"), description="Folder holding the DuckDB store and rejects.")
+    database_file: str = Field("shelfrank.duckdb", description="DuckDB file name inside data_dir.")
+    memory_limit: str = Field("4GB", description="DuckDB memory limit.")
+    threads: int = Field(2, ge=1, description="DuckDB worker threads.")
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / self.database_file
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.data_dir / "rejects"
+
+
+class SimulateConfig(_Section):
+    scale: Scale = Field("small", description="Default simulator scale.")
+    seed: int = Field(7, description="Default random seed.")
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("SHELFRANK_CONFIG", "shelfrank.toml"))
+
+
+class Settings(BaseSettings):
+    """Everything configurable in shelfrank, with its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHELFRANK_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    store: StoreConfig = StoreConfig()
+    simulate: SimulateConfig = SimulateConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)
