@@ -8,6 +8,7 @@ Precedence (highest first): keyword arguments, environment variables
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -46,7 +47,15 @@ class SimulateConfig(_Section):
     seed: int = Field(7, description="Default random seed.")
 
 
+# Set only while load_settings(config_file=...) builds a Settings; a ContextVar keeps
+# concurrent callers (tests, the service) from seeing each other's file.
+_config_file_override: ContextVar[Path | None] = ContextVar("shelfrank_config_file", default=None)
+
+
 def _config_file() -> Path:
+    override = _config_file_override.get()
+    if override is not None:
+        return override
     return Path(os.environ.get("SHELFRANK_CONFIG", "shelfrank.toml"))
 
 
@@ -72,5 +81,10 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
 
 
-def load_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)
+def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
+    """Build the settings; `config_file` replaces $SHELFRANK_CONFIG / ./shelfrank.toml for this call."""
+    token = _config_file_override.set(config_file)
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_file_override.reset(token)

@@ -1,0 +1,246 @@
+"""The `shelfrank` command line: thin Typer commands over the library."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shelfrank import __version__
+from shelfrank.config import Settings, load_settings
+
+app = typer.Typer(
+    name="shelfrank",
+    help="A personalized homepage engine for online stores.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _State:
+    settings: Settings | None = None
+    data_dir: Path | None = None
+    config_file: Path | None = None
+
+    def resolve(self) -> Settings:
+        if self.settings is None:
+            overrides: dict[str, Any] = {}
+            settings = load_settings(config_file=self.config_file)
+            if self.data_dir is not None:
+                overrides["store"] = settings.store.model_copy(update={"data_dir": self.data_dir})
+                settings = settings.model_copy(update=overrides)
+            self.settings = settings
+        return self.settings
+
+
+state = _State()
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's user-facing errors into one red line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from pydantic import ValidationError
+
+        from shelfrank.errors import UserFacingError
+
+        try:
+            return command(*args, **kwargs)
+        except UserFacingError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            err_console.print(f"[bold red]error:[/] configuration {where}: {first['msg']}")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"shelfrank {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", "-d", help="Data folder (default: store.data_dir, ./shelfrank-data)."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="TOML configuration file (default ./shelfrank.toml).")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """shelfrank decides, per user and moment, which collections a homepage shows and in what order."""
+    if config is not None and not config.is_file():
+        err_console.print(f"[bold red]error:[/] configuration file {config} does not exist")
+        raise typer.Exit(2)
+    state.settings = None
+    state.data_dir = data_dir
+    state.config_file = config
+
+
+@app.command("config")
+@user_errors
+def show_config() -> None:
+    """Show the effective configuration (defaults < TOML file < environment < flags)."""
+    settings = state.resolve()
+    table = Table(title="shelfrank configuration", show_lines=False)
+    table.add_column("key")
+    table.add_column("value")
+    for section_name, section in settings:
+        for key, value in section:
+            table.add_row(f"{section_name}.{key}", str(value))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def simulate(
+    scale: Annotated[str | None, typer.Option(help="tiny, small or standard (default: simulate.scale).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: simulate.seed).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: DATA_DIR/simulated/SCALE-SEED).")
+    ] = None,
+) -> None:
+    """Generate a synthetic store (catalog, users, logged homepages, events) with its ground truth."""
+    from shelfrank.progress import RichProgress
+    from shelfrank.simulate import SCALES
+    from shelfrank.simulate import simulate as run_simulation
+
+    settings = state.resolve()
+    scale = scale or settings.simulate.scale
+    seed = settings.simulate.seed if seed is None else seed
+    if scale not in SCALES:
+        from shelfrank.errors import UserFacingError
+
+        raise UserFacingError(f"unknown scale {scale!r}; expected one of: {', '.join(SCALES)}")
+    out = out or settings.store.data_dir / "simulated" / f"{scale}-{seed}"
+    with RichProgress(console) as progress:
+        summary = run_simulation(scale, seed, out, progress=progress)
+    _print_simulation(summary)
+
+
+def _print_simulation(summary: Any) -> None:
+    table = Table(title=f"simulated store in {summary.out_dir}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in summary.counts.items():
+        table.add_row(key, f"{value:,}")
+    for key, value in getattr(summary, "facts", {}).items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    table.add_row("seconds", f"{summary.seconds:.1f}")
+    table.add_row("peak RSS (MB)", f"{summary.peak_rss_mb:,.0f}")
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A .parquet/.csv file, a folder of part files, or a folder of kinds.")],
+    kind: Annotated[
+        str | None,
+        typer.Option(help="categories, items, users, collections, inventory or events (default: from the name)."),
+    ] = None,
+) -> None:
+    """Load data files into the store; bad rows go to a rejects file, good rows are kept."""
+    from shelfrank.errors import UserFacingError
+    from shelfrank.progress import RichProgress
+    from shelfrank.store.database import Store
+    from shelfrank.store.ingest import detect_kind, ingest_file, ingest_folder
+
+    if not path.exists():
+        raise UserFacingError(f"{path} does not exist")
+    settings = state.resolve()
+    with Store.open(settings.store) as store, RichProgress(console) as progress:
+        if kind is None and path.is_dir() and not _is_part_folder(path, detect_kind):
+            reports = ingest_folder(store, path, progress=progress)
+        else:
+            reports = [ingest_file(store, path, kind=kind, progress=progress)]
+    _print_ingest(reports)
+
+
+def _is_part_folder(path: Path, detect_kind: Callable[[Path], str]) -> bool:
+    """A folder named after a kind (events/) holds parts of one file; any other folder holds kinds."""
+    try:
+        detect_kind(path)
+    except Exception:
+        return False
+    return True
+
+
+def _print_ingest(reports: list[Any]) -> None:
+    table = Table(title="ingest")
+    for column in ("kind", "file", "read", "accepted", "rejected", "duplicates", "top reasons"):
+        table.add_column(column, justify="right" if column in {"read", "accepted", "rejected", "duplicates"} else "left")
+    for r in reports:
+        top = sorted(r.reasons.items(), key=lambda kv: -kv[1])[:3]
+        reasons = ", ".join(f"{reason} ({n:,})" for reason, n in top)
+        table.add_row(r.kind, r.path.name, f"{r.rows_read:,}", f"{r.accepted:,}", f"{r.rejected:,}",
+                      f"{r.duplicates:,}", reasons)
+    console.print(table)
+    for r in reports:
+        if r.rejects_path is not None:
+            console.print(f"rejected rows of {r.path.name}: {r.rejects_path}")
+
+
+@app.command()
+@user_errors
+def export(
+    table: Annotated[str, typer.Argument(help="Table to export (items, events, ...).")],
+    path: Annotated[Path, typer.Argument(help="Output file; .parquet or .csv.")],
+) -> None:
+    """Write a store table to Parquet or CSV."""
+    from shelfrank.store.database import Store
+
+    with Store.open(state.resolve().store) as store:
+        n = store.export(table, path)
+    console.print(f"wrote {n:,} rows of {table} to {path}")
+
+
+@app.command()
+@user_errors
+def status() -> None:
+    """Show what the store holds."""
+    from shelfrank.store.database import Store
+
+    settings = state.resolve()
+    with Store.open(settings.store) as store:
+        counts = store.table_counts()
+    table = Table(title=f"store {settings.store.database_path}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, n in counts.items():
+        table.add_row(name, f"{n:,}")
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def demo(
+    scale: Annotated[str, typer.Option(help="Simulator scale for the demo.")] = "small",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+) -> None:
+    """Simulate a store, ingest it into the embedded store, and show what the logs say."""
+    from shelfrank.demo import run_demo
+
+    run_demo(state.resolve(), scale=scale, seed=seed, console=console)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
