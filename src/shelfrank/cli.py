@@ -187,7 +187,8 @@ def _is_part_folder(path: Path, detect_kind: Callable[[Path], str]) -> bool:
 def _print_ingest(reports: list[Any]) -> None:
     table = Table(title="ingest")
     for column in ("kind", "file", "read", "accepted", "rejected", "duplicates", "top reasons"):
-        table.add_column(column, justify="right" if column in {"read", "accepted", "rejected", "duplicates"} else "left")
+        numeric = column in {"read", "accepted", "rejected", "duplicates"}
+        table.add_column(column, justify="right" if numeric else "left")
     for r in reports:
         top = sorted(r.reasons.items(), key=lambda kv: -kv[1])[:3]
         reasons = ", ".join(f"{reason} ({n:,})" for reason, n in top)
