@@ -1,0 +1,1 @@
+"""Offline evaluation: ranking metrics, page value on ground truth, reports."""
