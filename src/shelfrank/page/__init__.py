@@ -1,0 +1,1 @@
+"""The page pipeline: retrieve -> rank -> diversify -> order -> rules -> explain."""
