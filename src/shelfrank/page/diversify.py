@@ -47,7 +47,8 @@ class EmbeddingSimilarity:
 
     def to(self, chosen: np.ndarray) -> np.ndarray:
         picked = self.vectors[np.arange(len(chosen)), chosen]  # (C, d)
-        return np.einsum("cnd,cd->cn", self.vectors, picked)
+        # Batched matrix-vector product: several times faster than the equivalent einsum.
+        return np.matmul(self.vectors, picked[:, :, None])[..., 0]
 
     def diagonal(self) -> np.ndarray:
         return np.einsum("cnd,cnd->cn", self.vectors, self.vectors)
