@@ -1,0 +1,125 @@
+"""Business rules, applied after the models. Each is a selector that says what it removed.
+
+They run on the ordered slate and never reorder collections except
+:class:`InsertPinnedCollections`, which moves pinned ones to their rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+
+from shelfrank.page.slate import Slate, StageTrace
+
+
+def _catalog_lookup(flags: np.ndarray, items: np.ndarray, default: bool) -> np.ndarray:
+    return np.where(items >= 0, flags[np.maximum(items, 0)], default)
+
+
+class DropOutOfStock:
+    """Items not in stock (now, or predicted out) never reach the page."""
+
+    def __init__(self, in_stock: np.ndarray) -> None:
+        self.in_stock = np.asarray(in_stock, dtype=bool)
+
+    def apply(self, slate: Slate) -> Slate:
+        started = time.perf_counter()
+        out = slate.valid & ~_catalog_lookup(self.in_stock, slate.items, True)
+        scores = np.where(out, -np.inf, slate.scores)
+        trace = StageTrace("drop_out_of_stock", Counter({"out_of_stock": int(out.sum())}),
+                           seconds=time.perf_counter() - started)
+        return slate.with_trace(trace, scores=scores)
+
+
+class DemoteMissingImages:
+    """Items without an image drop below every item with one in their row (or are removed)."""
+
+    def __init__(self, has_image: np.ndarray, remove: bool = False) -> None:
+        self.has_image = np.asarray(has_image, dtype=bool)
+        self.remove = remove
+
+    def apply(self, slate: Slate) -> Slate:
+        started = time.perf_counter()
+        missing = slate.valid & ~_catalog_lookup(self.has_image, slate.items, True)
+        if self.remove:
+            trace = StageTrace("demote_missing_images", Counter({"no_image": int(missing.sum())}),
+                               seconds=time.perf_counter() - started)
+            return slate.with_trace(trace, scores=np.where(missing, -np.inf, slate.scores))
+        # Shift below the row's worst imaged item, keeping their order among themselves.
+        finite = np.where(slate.valid, slate.scores, np.inf)
+        floor = np.where(missing, np.inf, finite).min(axis=1, keepdims=True)
+        floor = np.where(np.isfinite(floor), floor, 0.0)
+        top_missing = np.where(missing, slate.scores, -np.inf).max(axis=1, keepdims=True)
+        shifted = slate.scores - np.where(np.isfinite(top_missing), top_missing, 0.0) + floor - 1.0
+        scores = np.where(missing, shifted, slate.scores)
+        trace = StageTrace("demote_missing_images", demoted=int(missing.sum()), seconds=time.perf_counter() - started)
+        return slate.with_trace(trace, scores=scores)
+
+
+class DedupeItemsAcrossPage:
+    """An item is shown once per page: at its first place in reading order (top row first).
+
+    Only the first `visible` items of a row count as shown, so an item deep in a long
+    row does not block it from a higher place in a later row.
+    """
+
+    def __init__(self, visible: int = 10) -> None:
+        self.visible = visible
+
+    def apply(self, slate: Slate) -> Slate:
+        started = time.perf_counter()
+        scores = slate.scores.copy()
+        shown = np.empty(0, dtype=np.int64)
+        removed = 0
+        # One pass per row (tens), vectorized within the row.
+        for c in np.flatnonzero(slate.live_collections):
+            valid = np.isfinite(scores[c]) & (slate.items[c] >= 0)
+            repeat = valid & np.isin(slate.items[c], shown)
+            scores[c, repeat] = -np.inf
+            removed += int(repeat.sum())
+            keep = np.flatnonzero(valid & ~repeat)
+            top = keep[np.argsort(-scores[c, keep], kind="stable")[: self.visible]]
+            shown = np.concatenate([shown, slate.items[c, top]])
+        trace = StageTrace("dedupe_items_across_page", Counter({"repeated_on_page": removed}),
+                           seconds=time.perf_counter() - started)
+        return slate.with_trace(trace, scores=scores)
+
+
+class DropThinCollections:
+    """A collection left with fewer than `min_items` items is dropped from the page."""
+
+    def __init__(self, min_items: int = 4) -> None:
+        self.min_items = min_items
+
+    def apply(self, slate: Slate) -> Slate:
+        started = time.perf_counter()
+        thin = slate.live_collections & (slate.valid.sum(axis=1) < self.min_items)
+        trace = StageTrace("drop_thin_collections", Counter({"too_few_items": int(thin.sum())}),
+                           seconds=time.perf_counter() - started)
+        return slate.with_trace(trace, collection_scores=np.where(thin, -np.inf, slate.collection_scores))
+
+
+class InsertPinnedCollections:
+    """Pinned (promoted) collections take their configured row; the others keep their order around them."""
+
+    def apply(self, slate: Slate) -> Slate:
+        started = time.perf_counter()
+        live = np.flatnonzero(slate.live_collections)
+        pinned = [c for c in live if slate.pinned_rows[c] >= 0]
+        free = [c for c in live if slate.pinned_rows[c] < 0]
+        order: list[int] = list(free)
+        for c in sorted(pinned, key=lambda c: slate.pinned_rows[c]):
+            order.insert(min(int(slate.pinned_rows[c]), len(order)), c)
+        order += [c for c in range(len(slate.collection_ids)) if c not in set(live)]
+        index = np.asarray(order, dtype=np.int64)
+        trace = StageTrace("insert_pinned_collections", seconds=time.perf_counter() - started)
+        return slate.with_trace(
+            trace,
+            collection_ids=slate.collection_ids[index],
+            items=slate.items[index],
+            scores=slate.scores[index],
+            collection_scores=slate.collection_scores[index],
+            pinned_rows=slate.pinned_rows[index],
+        )

@@ -1,0 +1,85 @@
+"""The page under construction: C candidate collections x n candidate items, as arrays.
+
+Every stage of the page pipeline reads and returns a :class:`Slate`. Items are integer
+indices into the catalog's arrays (-1 = empty slot); an item that a stage removes keeps
+its slot but gets a score of -inf, so shapes never change inside a request and every
+stage stays vectorized. Each stage appends a :class:`StageTrace` saying what it did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StageTrace:
+    stage: str
+    removed: Counter = field(default_factory=Counter)  # reason -> items (or collections) removed
+    demoted: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Slate:
+    collection_ids: np.ndarray  # (C,) str
+    items: np.ndarray  # (C, n) int64 catalog indices, -1 for an empty slot
+    scores: np.ndarray  # (C, n) float64, -inf for an empty or removed slot
+    collection_scores: np.ndarray  # (C,) float64, -inf for a dropped collection
+    pinned_rows: np.ndarray  # (C,) int64, -1 when not pinned
+    trace: tuple[StageTrace, ...] = ()
+
+    def __post_init__(self) -> None:
+        c, _ = self.items.shape
+        if self.scores.shape != self.items.shape:
+            raise ValueError(f"scores {self.scores.shape} and items {self.items.shape} differ")
+        for name in ("collection_ids", "collection_scores", "pinned_rows"):
+            if getattr(self, name).shape != (c,):
+                raise ValueError(f"{name} must have one entry per collection ({c})")
+
+    @classmethod
+    def from_lists(
+        cls,
+        collection_ids: list[str],
+        items: list[list[int]],
+        scores: list[list[float]],
+        collection_scores: list[float] | None = None,
+        pinned_rows: list[int] | None = None,
+    ) -> Slate:
+        """Pad ragged per-collection lists into arrays (tests and small callers)."""
+        c = len(collection_ids)
+        n = max((len(row) for row in items), default=0)
+        item_array = np.full((c, n), -1, dtype=np.int64)
+        score_array = np.full((c, n), -np.inf)
+        for i, (row_items, row_scores) in enumerate(zip(items, scores, strict=True)):
+            item_array[i, : len(row_items)] = row_items
+            score_array[i, : len(row_scores)] = row_scores
+        return cls(
+            collection_ids=np.asarray(collection_ids, dtype=object),
+            items=item_array,
+            scores=score_array,
+            collection_scores=np.asarray(collection_scores if collection_scores is not None else [0.0] * c, float),
+            pinned_rows=np.asarray(pinned_rows if pinned_rows is not None else [-1] * c, dtype=np.int64),
+        )
+
+    @property
+    def valid(self) -> np.ndarray:
+        return (self.items >= 0) & np.isfinite(self.scores)
+
+    @property
+    def live_collections(self) -> np.ndarray:
+        return np.isfinite(self.collection_scores)
+
+    def with_trace(self, trace: StageTrace, **changes: object) -> Slate:
+        return replace(self, trace=(*self.trace, trace), **changes)
+
+    def rows(self) -> list[tuple[str, list[int]]]:
+        """The page as it reads: live collections in array order, their valid items by descending score."""
+        out = []
+        for c in np.flatnonzero(self.live_collections):
+            valid = np.flatnonzero(self.valid[c])
+            order = valid[np.argsort(-self.scores[c, valid], kind="stable")]
+            out.append((str(self.collection_ids[c]), self.items[c, order].tolist()))
+        return out
