@@ -1,0 +1,423 @@
+"""The feature declarations: every feature shelfrank computes, declared once.
+
+A feature names the *inputs* it reads and a *formula* over them. Inputs are of two kinds:
+
+- counters over the event log, kept per key of a *stream* (user, item, user x category, ...):
+  an exponentially decayed sum, a plain sum, or the time of the last matching event;
+- attributes known at request time: the item's price and stock at t, the user's profile,
+  the context (time, surface, location).
+
+Offline (``offline.py``, DuckDB SQL with ASOF joins) and online (``online.py``, in-memory
+state) only differ in how they *read the inputs at time t*; the formulas below turn inputs
+into feature values for both, so the two cannot drift apart. ``FEATURES`` is the list a
+reader scans: scope, source events, aggregation, half-life, default, description.
+
+Decay: a decayed counter at time t is ``sum_i w_i * exp(-(t - t_i) / tau)`` over matching
+events with ``t_i < t``, where ``tau = half_life / ln 2``. It is exact online with O(1)
+state per key and a sum of exponentials in SQL (see docs/features.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Scope = Literal["user", "item", "cross", "context", "session", "collection"]
+Aggregate = Literal["decayed_sum", "sum", "last_time"]
+Weight = Literal["one", "examination", "log_price"]
+Kind = Literal["numeric", "categorical", "flag"]
+
+ENGAGEMENT = ("click", "add_to_cart", "purchase")
+DAY_SECONDS = 86_400.0
+HOUR_SECONDS = 3_600.0
+HALF_LIVES_DAYS = (1.0, 7.0, 30.0)  # short, medium and long memory for counts
+AFFINITY_HALF_LIFE_DAYS = 30.0  # shares and price level: slow-moving tastes
+RATE_HALF_LIFE_DAYS = 30.0  # item rates need enough impressions to be stable
+RECENCY_CAP_HOURS = 720.0  # 30 days: "long ago" and "never" look the same to the model
+
+# Streams: the keys a counter is kept per. Offline they are the GROUP/PARTITION BY columns of
+# the event log (joined with the item's attributes); online, where the state lives.
+STREAM_KEYS: dict[str, tuple[str, ...]] = {
+    "user": ("user_id",),
+    "item": ("item_id",),
+    "user_vertical": ("user_id", "vertical"),
+    "user_category": ("user_id", "category_id"),
+    "user_brand": ("user_id", "brand"),
+    "user_item": ("user_id", "item_id"),
+    "session": ("user_id", "session_id"),
+}
+# The item attribute a user x attribute stream is keyed by (None: not an attribute stream).
+STREAM_ITEM_ATTRIBUTE: dict[str, str | None] = {
+    "user_vertical": "vertical",
+    "user_category": "category_id",
+    "user_brand": "brand",
+}
+
+# Attribute inputs: what offline and online both provide besides counters.
+ATTRIBUTE_INPUTS = (
+    "context.t",  # the example's time, seconds since the epoch (UTC)
+    "context.surface",  # raw string; encoded by the formula through the vocabulary
+    "context.location",
+    "user.location",
+    "user.subscription",
+    "item.price",  # the price at t: the latest inventory price before t, else the catalog price
+    "item.category_median_price",  # median catalog price of the item's category
+    "item.has_image",
+    "item.created_t",  # seconds since the epoch
+    "item.in_stock",  # at t: the latest inventory stock update before t, else the catalog's
+)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """An aggregate over the events of one stream, read at time t (events strictly before t)."""
+
+    stream: str
+    aggregate: Aggregate
+    event_types: tuple[str, ...]
+    weight: Weight = "one"
+    half_life_days: float | None = None  # decayed_sum only
+
+    @property
+    def name(self) -> str:
+        """The input name, e.g. ``item.click@7d`` or ``user_category.last_engagement``."""
+        events = "engagement" if self.event_types == ENGAGEMENT else "+".join(self.event_types)
+        weight = "" if self.weight == "one" else f"*{self.weight}"
+        if self.aggregate == "decayed_sum":
+            return f"{self.stream}.{events}{weight}@{self.half_life_days:g}d"
+        if self.aggregate == "sum":
+            return f"{self.stream}.{events}{weight}@all"
+        return f"{self.stream}.last_{events}"
+
+    @property
+    def decay_rate(self) -> float:
+        """1 / tau in 1/seconds; 0 for counters that do not decay."""
+        if self.aggregate != "decayed_sum":
+            return 0.0
+        assert self.half_life_days is not None
+        return math.log(2.0) / (self.half_life_days * DAY_SECONDS)
+
+    def __post_init__(self) -> None:
+        if self.stream not in STREAM_KEYS:
+            raise ValueError(f"unknown stream {self.stream!r}")
+        if (self.aggregate == "decayed_sum") != (self.half_life_days is not None):
+            raise ValueError(f"{self.stream}: half_life_days is for decayed_sum counters only")
+
+
+Inputs = Mapping[str, np.ndarray]
+Formula = Callable[[Inputs, "Vocabularies"], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature: what it means, where it comes from, and how it is computed from inputs."""
+
+    name: str
+    scope: Scope
+    aggregation: str  # a short human label: "decayed count", "share", "smoothed rate", ...
+    description: str
+    inputs: tuple[str, ...]  # input names (counter names or ATTRIBUTE_INPUTS)
+    formula: Formula
+    counters: tuple[Counter, ...] = ()
+    events: tuple[str, ...] = ()
+    half_life_days: float | None = None
+    default: float = 0.0  # the value when the inputs say nothing (unknown user / item, no events)
+    kind: Kind = "numeric"
+    value_type: Literal["float"] = "float"
+
+    def compute(self, inputs: Inputs, vocabularies: Vocabularies) -> np.ndarray:
+        values = np.asarray(self.formula(inputs, vocabularies), dtype=np.float64)
+        if not math.isnan(self.default):
+            values = np.where(np.isnan(values), self.default, values)
+        return values
+
+
+@dataclass(frozen=True)
+class Vocabularies:
+    """Categorical codes: 1..n for the known values in sorted order, 0 for unknown or missing.
+
+    Fitted on the training data (``Vocabularies.fit``) and saved with a model, so that offline
+    and online encode the same string to the same code.
+    """
+
+    values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def encode(self, name: str, raw: np.ndarray) -> np.ndarray:
+        """Codes for an array of strings ("" = missing), vectorized by binary search."""
+        known = np.asarray(self.values.get(name, ()), dtype=str)
+        strings = np.asarray(raw, dtype=str)
+        codes = np.zeros(len(strings), dtype=np.float64)
+        if len(known) == 0 or len(strings) == 0:
+            return codes
+        pos = np.minimum(np.searchsorted(known, strings), len(known) - 1)
+        hit = (known[pos] == strings) & (strings != "")
+        codes[hit] = pos[hit] + 1
+        return codes
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self.values.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, list[str]]) -> Vocabularies:
+        return cls({k: tuple(sorted(v)) for k, v in data.items()})
+
+
+# --- building blocks: each returns (counters, formula) for one family ---------------------
+
+def _counter(stream: str, aggregate: Aggregate, events: tuple[str, ...], weight: Weight = "one",
+             half_life_days: float | None = None) -> Counter:
+    return Counter(stream, aggregate, events, weight, half_life_days)
+
+
+def decayed_count(name: str, scope: Scope, stream: str, event: str, half_life_days: float,
+                  description: str) -> Feature:
+    c = _counter(stream, "decayed_sum", (event,), half_life_days=half_life_days)
+    return Feature(name, scope, "decayed count", description, (c.name,), lambda x, v: x[c.name],
+                   counters=(c,), events=(event,), half_life_days=half_life_days)
+
+
+def hours_since(name: str, scope: Scope, stream: str, events: tuple[str, ...], description: str) -> Feature:
+    c = _counter(stream, "last_time", events)
+
+    def formula(x: Inputs, v: Vocabularies) -> np.ndarray:
+        hours = (x["context.t"] - x[c.name]) / HOUR_SECONDS  # NaN when never: becomes the cap
+        return np.minimum(hours, RECENCY_CAP_HOURS)
+
+    return Feature(name, scope, "hours since last (capped)", description, (c.name, "context.t"), formula,
+                   counters=(c,), events=events, default=RECENCY_CAP_HOURS)
+
+
+def engagement_share(name: str, stream: str, description: str) -> Feature:
+    hl = AFFINITY_HALF_LIFE_DAYS
+    part = _counter(stream, "decayed_sum", ENGAGEMENT, half_life_days=hl)
+    whole = _counter("user", "decayed_sum", ENGAGEMENT, half_life_days=hl)
+
+    def formula(x: Inputs, v: Vocabularies) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(x[whole.name] > 0, x[part.name] / x[whole.name], 0.0)
+
+    return Feature(name, "cross", "decayed share", description, (part.name, whole.name), formula,
+                   counters=(part, whole), events=ENGAGEMENT, half_life_days=hl)
+
+
+_PRICE_EVENTS = ("add_to_cart", "purchase")
+_PRICE_SUM = _counter("user", "decayed_sum", _PRICE_EVENTS, "log_price", AFFINITY_HALF_LIFE_DAYS)
+_PRICE_WEIGHT = _counter("user", "decayed_sum", _PRICE_EVENTS, "one", AFFINITY_HALF_LIFE_DAYS)
+
+
+def _user_log_price_level(x: Inputs) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x[_PRICE_WEIGHT.name] > 0, x[_PRICE_SUM.name] / x[_PRICE_WEIGHT.name], np.nan)
+
+
+def _log_price(price: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(price > 0, np.log(price), np.nan)
+
+
+def smoothed_rate(name: str, numerator: str, denominator: str, alpha: float, beta: float,
+                  description: str, weight: Weight = "one") -> Feature:
+    """(numerator + alpha) / (denominator + alpha + beta): a Beta(alpha, beta) prior on the rate."""
+    hl = RATE_HALF_LIFE_DAYS
+    num = _counter("item", "decayed_sum", (numerator,), half_life_days=hl)
+    den = _counter("item", "decayed_sum", (denominator,), weight, hl)
+
+    def formula(x: Inputs, v: Vocabularies) -> np.ndarray:
+        return (x[num.name] + alpha) / (x[den.name] + alpha + beta)
+
+    label = "position-debiased rate" if weight == "examination" else "smoothed rate"
+    return Feature(name, "item", label, description, (num.name, den.name), formula, counters=(num, den),
+                   events=(numerator, denominator), half_life_days=hl, default=alpha / (alpha + beta))
+
+
+def attribute(name: str, scope: Scope, inputs: tuple[str, ...], formula: Formula, description: str,
+              default: float = 0.0, kind: Kind = "numeric") -> Feature:
+    return Feature(name, scope, "attribute", description, inputs, formula, default=default, kind=kind)
+
+
+def _hour_of_day(x: Inputs, v: Vocabularies) -> np.ndarray:
+    return np.floor(np.mod(x["context.t"], DAY_SECONDS) / HOUR_SECONDS)
+
+
+def _day_of_week(x: Inputs, v: Vocabularies) -> np.ndarray:
+    return np.mod(np.floor(x["context.t"] / DAY_SECONDS) + 3, 7)  # 1970-01-01 was a Thursday; Monday = 0
+
+
+def _price_vs_category(x: Inputs, v: Vocabularies) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return x["item.price"] / x["item.category_median_price"]
+
+
+def _age_days(x: Inputs, v: Vocabularies) -> np.ndarray:
+    return np.maximum((x["context.t"] - x["item.created_t"]) / DAY_SECONDS, 0.0)
+
+
+def _encode(input_name: str, vocabulary: str) -> Formula:
+    return lambda x, v: v.encode(vocabulary, x[input_name])
+
+
+def _price_vs_user_level(x: Inputs, v: Vocabularies) -> np.ndarray:
+    return _log_price(x["item.price"]) - _user_log_price_level(x)
+
+
+def _bought_before(c: Counter) -> Formula:
+    return lambda x, v: (x[c.name] > 0).astype(np.float64)
+
+
+_BOUGHT = _counter("user_item", "sum", ("purchase",))
+_SESSION_CLICKS = _counter("session", "sum", ("click",))
+_SESSION_CARTS = _counter("session", "sum", ("add_to_cart",))
+_SESSION_IMPRESSIONS = _counter("session", "sum", ("impression",))
+
+
+def _user_counts() -> list[Feature]:
+    names = {"click": "clicks", "add_to_cart": "carts", "purchase": "purchases"}
+    return [
+        decayed_count(f"user_{label}_{hl:g}d", "user", "user", event, hl,
+                      f"The user's {event} events, decayed with a {hl:g}-day half-life.")
+        for event, label in names.items() for hl in HALF_LIVES_DAYS
+    ]
+
+
+def _item_counts() -> list[Feature]:
+    names = {"impression": "impressions", "click": "clicks", "add_to_cart": "carts", "purchase": "purchases"}
+    return [
+        decayed_count(f"item_{label}_{hl:g}d", "item", "item", event, hl,
+                      f"The item's {event} events over all users, decayed with a {hl:g}-day half-life.")
+        for event, label in names.items() for hl in HALF_LIVES_DAYS
+    ]
+
+
+def _feature_list() -> tuple[Feature, ...]:
+    price_inputs = (_PRICE_SUM.name, _PRICE_WEIGHT.name)
+    features = [
+        # --- user ------------------------------------------------------------------------
+        *_user_counts(),
+        hours_since("user_hours_since_engagement", "user", "user", ENGAGEMENT,
+                    "Hours since the user's last click, cart or purchase; capped at 720 (30 days)."),
+        Feature("user_log_price_level", "user", "decayed mean",
+                "Decayed mean log price of the items the user carted or bought (30-day half-life); "
+                "catalog price. Unknown: NaN.", price_inputs, lambda x, v: _user_log_price_level(x),
+                counters=(_PRICE_SUM, _PRICE_WEIGHT), events=_PRICE_EVENTS,
+                half_life_days=AFFINITY_HALF_LIFE_DAYS, default=math.nan),
+        attribute("user_location", "user", ("user.location",), _encode("user.location", "location"),
+                  "The user's home location (profile), as a code.", kind="categorical"),
+        attribute("user_subscription", "user", ("user.subscription",),
+                  _encode("user.subscription", "subscription"),
+                  "The user's subscription status (profile), as a code.", kind="categorical"),
+        # --- user x item -----------------------------------------------------------------
+        engagement_share("user_vertical_share", "user_vertical",
+                         "Share of the user's decayed engagement (30-day) that went to the item's vertical."),
+        engagement_share("user_category_share", "user_category",
+                         "Share of the user's decayed engagement (30-day) that went to the item's category."),
+        engagement_share("user_brand_share", "user_brand",
+                         "Share of the user's decayed engagement (30-day) that went to the item's brand."),
+        Feature("item_price_vs_user_level", "cross", "log ratio",
+                "log(item price at t) - the user's log price level: > 0 is pricier than usual. Unknown: NaN.",
+                ("item.price", *price_inputs), _price_vs_user_level, counters=(_PRICE_SUM, _PRICE_WEIGHT),
+                events=_PRICE_EVENTS, half_life_days=AFFINITY_HALF_LIFE_DAYS, default=math.nan),
+        Feature("user_bought_item", "cross", "ever", "1 if the user bought this item before t.",
+                (_BOUGHT.name,), _bought_before(_BOUGHT), counters=(_BOUGHT,), events=("purchase",),
+                kind="flag"),
+        hours_since("user_hours_since_category", "cross", "user_category", ENGAGEMENT,
+                    "Hours since the user last engaged with the item's category; capped at 720."),
+        # --- item ------------------------------------------------------------------------
+        *_item_counts(),
+        smoothed_rate("item_ctr", "click", "impression", 1.0, 19.0,
+                      "Clicks / impressions (30-day decay), Beta(1, 19) prior: 5% with no data."),
+        smoothed_rate("item_conversion", "purchase", "click", 1.0, 9.0,
+                      "Purchases / clicks (30-day decay), Beta(1, 9) prior: 10% with no data."),
+        smoothed_rate("item_debiased_ctr", "click", "impression", 1.0, 4.0,
+                      "Clicks / expected clicks, where each impression counts examination(row, position) "
+                      "(30-day decay), Beta(1, 4) prior: a click rate once examined.", weight="examination"),
+        attribute("item_price", "item", ("item.price",), lambda x, v: x["item.price"],
+                  "Price at t (latest inventory update before t, else catalog). Unknown item: NaN.",
+                  default=math.nan),
+        attribute("item_price_vs_category", "item", ("item.price", "item.category_median_price"),
+                  _price_vs_category, "Price at t / median catalog price of its category. Unknown: NaN.",
+                  default=math.nan),
+        attribute("item_has_image", "item", ("item.has_image",), lambda x, v: x["item.has_image"],
+                  "1 if the item has an image.", kind="flag"),
+        attribute("item_age_days", "item", ("item.created_t", "context.t"), _age_days,
+                  "Days since the item entered the catalog (>= 0). Unknown: NaN.", default=math.nan),
+        attribute("item_in_stock", "item", ("item.in_stock",), lambda x, v: x["item.in_stock"],
+                  "1 if in stock at t (latest inventory update before t, else catalog).", kind="flag"),
+        # --- context ---------------------------------------------------------------------
+        attribute("context_hour", "context", ("context.t",), _hour_of_day, "Hour of day, UTC (0-23)."),
+        attribute("context_day_of_week", "context", ("context.t",), _day_of_week,
+                  "Day of week, UTC, Monday = 0."),
+        attribute("context_surface", "context", ("context.surface",), _encode("context.surface", "surface"),
+                  "Surface (web, ios, ...) as a code.", kind="categorical"),
+        attribute("context_location", "context", ("context.location",),
+                  _encode("context.location", "location"), "Request location as a code.", kind="categorical"),
+        # --- session ---------------------------------------------------------------------
+        *[
+            Feature(name, "session", "count", desc, (c.name,), (lambda cn: lambda x, v: x[cn])(c.name),
+                    counters=(c,), events=c.event_types)
+            for name, c, desc in (
+                ("session_impressions", _SESSION_IMPRESSIONS, "Impressions earlier in this session."),
+                ("session_clicks", _SESSION_CLICKS, "Clicks earlier in this session."),
+                ("session_carts", _SESSION_CARTS, "Add-to-carts earlier in this session."),
+            )
+        ],
+    ]
+    names = [f.name for f in features]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ValueError(f"feature names declared twice: {sorted(duplicates)}")
+    return tuple(features)
+
+
+FEATURES: tuple[Feature, ...] = _feature_list()
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+
+
+def counters_of(features: tuple[Feature, ...] = FEATURES) -> dict[str, tuple[Counter, ...]]:
+    """The counters each stream must keep for these features, deduplicated, in a stable order."""
+    by_stream: dict[str, dict[str, Counter]] = {}
+    for feature in features:
+        for c in feature.counters:
+            by_stream.setdefault(c.stream, {})[c.name] = c
+    return {stream: tuple(cs.values()) for stream, cs in by_stream.items()}
+
+
+def feature_matrix(features: tuple[Feature, ...], inputs: Inputs, vocabularies: Vocabularies) -> np.ndarray:
+    """Apply every feature's formula: one row per example, columns in declaration order."""
+    n = len(inputs["context.t"])
+    out = np.empty((n, len(features)), dtype=np.float64)
+    for j, feature in enumerate(features):
+        out[:, j] = feature.compute(inputs, vocabularies)
+    return out
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """The features plus what they need besides events: vocabularies and the examination curve.
+
+    One object drives both the offline builder and the online state; save it with a model.
+    """
+
+    features: tuple[Feature, ...] = FEATURES
+    vocabularies: Vocabularies = field(default_factory=Vocabularies)
+    examination_curve: np.ndarray = field(default_factory=lambda: _default_curve())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @property
+    def counters(self) -> dict[str, tuple[Counter, ...]]:
+        return counters_of(self.features)
+
+    def matrix(self, inputs: Inputs) -> np.ndarray:
+        return feature_matrix(self.features, inputs, self.vocabularies)
+
+
+def _default_curve() -> np.ndarray:
+    from shelfrank.features.examination import default_examination_curve
+
+    return default_examination_curve()

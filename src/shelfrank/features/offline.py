@@ -1,0 +1,244 @@
+"""Point-in-time features for training sets: DuckDB SQL over the event log.
+
+For an example (user_id, item_id, ts) every counter is read from events *strictly before* ts.
+How: per stream (user, item, user x category, ...) the events are grouped by (key, time) and
+turned into running sums with a window ordered by time; each example then takes the last
+running row before its ts with an ASOF JOIN (``ex.t > k.t``). A decayed sum is kept in SQL as
+``sum(w * exp((t_i - t0) / tau))`` and read at ts as that times ``exp(-(ts - t0) / tau)``,
+which equals ``sum(w * exp(-(ts - t_i) / tau))``; t0 is the middle of the data's time span so
+the exponents stay far from overflow (see ``MAX_EXPONENT``).
+
+The SQL only reads inputs; the formulas in ``definitions.py`` turn them into features, the same
+code the online state uses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from shelfrank.features.definitions import (
+    ATTRIBUTE_INPUTS,
+    STREAM_KEYS,
+    Counter,
+    FeatureSpace,
+    Vocabularies,
+)
+
+# exp() of a double overflows past ~709; stay well inside so sums of many terms are safe too.
+MAX_EXPONENT = 600.0
+CONTEXT_COLUMNS = ("surface", "location", "session_id")
+_T = "epoch_us({col}) / 1000000.0"  # seconds since the epoch as DOUBLE; online uses the same arithmetic
+
+
+def fit_vocabularies(con: duckdb.DuckDBPyConnection) -> Vocabularies:
+    """Categorical values seen in the data (events and profiles), for stable codes."""
+    queries = {
+        "surface": "SELECT DISTINCT surface AS v FROM events",
+        "location": "SELECT DISTINCT location AS v FROM events UNION SELECT DISTINCT location FROM users",
+        "subscription": "SELECT DISTINCT subscription AS v FROM users",
+    }
+    values = {}
+    for name, sql in queries.items():
+        rows = con.execute(f"SELECT v FROM ({sql}) WHERE v IS NOT NULL AND v <> '' ORDER BY v").fetchall()
+        values[name] = tuple(r[0] for r in rows)
+    return Vocabularies(values)
+
+
+class OfflineFeatures:
+    """Computes the feature matrix of many examples at their own time, from a DuckDB store.
+
+    >>> table = OfflineFeatures(store.con, space).compute(examples)  # doctest: +SKIP
+
+    ``examples`` holds user_id, item_id, ts and optionally surface, location, session_id.
+    The result holds user_id, item_id, ts, then one float64 column per feature in the order
+    of ``space.features``, one row per example in the input order.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, space: FeatureSpace | None = None) -> None:
+        self.con = con
+        self.space = space or FeatureSpace()
+
+    def compute(self, examples: pa.Table) -> pa.Table:
+        inputs = self.inputs(examples)
+        matrix = self.space.matrix(inputs)
+        columns = [examples.column(c) for c in ("user_id", "item_id", "ts")]
+        names = ["user_id", "item_id", "ts"]
+        for j, name in enumerate(self.space.names):
+            columns.append(pa.array(matrix[:, j], type=pa.float64()))
+            names.append(name)
+        return pa.Table.from_arrays(columns, names=names)
+
+    def inputs(self, examples: pa.Table) -> dict[str, np.ndarray]:
+        """Every input the features read, at each example's time: counters and attributes."""
+        missing = {"user_id", "item_id", "ts"} - set(examples.column_names)
+        if missing:
+            raise ValueError(f"examples lack the column(s) {sorted(missing)}; they need user_id, item_id, ts")
+        con = self.con
+        n = examples.num_rows
+        self._load_examples(examples)
+        t0 = self._time_anchor()
+        self._load_examination_curve()
+        con.execute(_EVENT_VIEW)
+        inputs: dict[str, np.ndarray] = {}
+        for stream, counters in self.space.counters.items():
+            inputs.update(self._read_stream(stream, counters, t0, n))
+        inputs.update(self._read_attributes(n))
+        return inputs
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _load_examples(self, examples: pa.Table) -> None:
+        ex = examples.append_column("_row", pa.array(np.arange(examples.num_rows, dtype=np.int64)))
+        for col in CONTEXT_COLUMNS:
+            if col not in ex.column_names:
+                ex = ex.append_column(col, pa.nulls(ex.num_rows, pa.string()))
+        self.con.register("_sr_examples_in", ex)
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _sr_ex AS
+            SELECT x._row, x.user_id, x.item_id, {_T.format(col='x.ts')} AS t,
+                   x.surface, x.location, x.session_id, i.vertical, i.category_id, i.brand
+            FROM _sr_examples_in x LEFT JOIN items i ON i.item_id = x.item_id
+        """)
+        self.con.unregister("_sr_examples_in")
+
+    def _time_anchor(self) -> float:
+        lo, hi = self.con.execute(f"""
+            SELECT min(t), max(t) FROM (
+                SELECT {_T.format(col='ts')} AS t FROM events UNION ALL SELECT t FROM _sr_ex)
+        """).fetchall()[0]
+        if lo is None:
+            return 0.0
+        t0 = float(math.floor((lo + hi) / 2.0))
+        rates = [c.decay_rate for cs in self.space.counters.values() for c in cs]
+        if rates and (hi - lo) / 2.0 * max(rates) > MAX_EXPONENT:
+            raise ValueError(
+                f"the events and examples span {(hi - lo) / 86400:.0f} days, too long for the shortest "
+                "half-life in one pass; build features over a shorter window of events"
+            )
+        return t0
+
+    def _load_examination_curve(self) -> None:
+        curve = np.asarray(self.space.examination_curve, dtype=np.float64)
+        rows, positions = np.meshgrid(np.arange(curve.shape[0]), np.arange(curve.shape[1]), indexing="ij")
+        table = pa.table({"row_i": rows.ravel(), "pos_i": positions.ravel(), "w": curve.ravel()})
+        self.con.register("_sr_exam_in", table)
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _sr_exam AS SELECT * FROM _sr_exam_in")
+        self.con.unregister("_sr_exam_in")
+        self._curve_shape = curve.shape
+
+    def _read_stream(self, stream: str, counters: Sequence[Counter], t0: float, n: int) -> dict[str, np.ndarray]:
+        keys = STREAM_KEYS[stream]
+        events = sorted({e for c in counters for e in c.event_types})
+        event_list = ", ".join(f"'{e}'" for e in events)
+        not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+        per_time, running, reads = [], [], []
+        for j, c in enumerate(counters):
+            cond = "event_type IN (" + ", ".join(f"'{e}'" for e in c.event_types) + ")"
+            weight = {"one": "1.0", "examination": "exam_w", "log_price": "coalesce(log_price, 0.0)"}[c.weight]
+            if c.aggregate == "decayed_sum":
+                per_time.append(f"sum(CASE WHEN {cond} THEN {weight} * exp((t - {t0!r}) * {c.decay_rate!r}) "
+                                f"ELSE 0.0 END) AS c{j}")
+                running.append(f"sum(c{j}) OVER w AS c{j}")
+                reads.append(f"coalesce(k.c{j} * exp(-(ex.t - {t0!r}) * {c.decay_rate!r}), 0.0) AS c{j}")
+            elif c.aggregate == "sum":
+                per_time.append(f"sum(CASE WHEN {cond} THEN {weight} ELSE 0.0 END) AS c{j}")
+                running.append(f"sum(c{j}) OVER w AS c{j}")
+                reads.append(f"coalesce(k.c{j}, 0.0) AS c{j}")
+            else:  # last_time
+                per_time.append(f"max(CASE WHEN {cond} THEN t END) AS c{j}")
+                running.append(f"max(c{j}) OVER w AS c{j}")
+                reads.append(f"k.c{j} AS c{j}")
+        key_cols = ", ".join(keys)
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _sr_k AS
+            WITH per_time AS (
+                SELECT {key_cols}, t, {", ".join(per_time)}
+                FROM _sr_ev WHERE event_type IN ({event_list}) AND {not_null}
+                GROUP BY {key_cols}, t
+            )
+            SELECT {key_cols}, t, {", ".join(running)}
+            FROM per_time
+            WINDOW w AS (PARTITION BY {key_cols} ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        """)
+        on = " AND ".join(f"ex.{k} = k.{k}" for k in keys)
+        result = self.con.sql(f"""
+            SELECT {", ".join(reads)}
+            FROM _sr_ex ex ASOF LEFT JOIN _sr_k k ON {on} AND ex.t > k.t
+            ORDER BY ex._row
+        """).to_arrow_table()
+        self.con.execute("DROP TABLE _sr_k")
+        assert result.num_rows == n
+        return {c.name: _floats(result.column(f"c{j}")) for j, c in enumerate(counters)}
+
+    def _read_attributes(self, n: int) -> dict[str, np.ndarray]:
+        has_inventory = self._has_table("inventory")
+        price_at = "p.price" if has_inventory else "NULL"
+        stock_at = "s.in_stock" if has_inventory else "NULL"
+        inventory_joins = """
+            ASOF LEFT JOIN (SELECT item_id, t, max(price) AS price FROM (
+                    SELECT item_id, {t} AS t, price FROM inventory WHERE price IS NOT NULL)
+                GROUP BY item_id, t) p ON ex.item_id = p.item_id AND ex.t > p.t
+            ASOF LEFT JOIN (SELECT item_id, t, max(stock) AS in_stock FROM (
+                    SELECT item_id, {t} AS t, CAST(coalesce(in_stock, quantity > 0) AS DOUBLE) AS stock
+                    FROM inventory WHERE coalesce(in_stock, quantity > 0) IS NOT NULL)
+                GROUP BY item_id, t) s ON ex.item_id = s.item_id AND ex.t > s.t
+        """.format(t=_T.format(col="ts")) if has_inventory else ""
+        result = self.con.sql(f"""
+            WITH medians AS (SELECT category_id, median(price) AS median_price FROM items GROUP BY category_id)
+            SELECT ex.t AS "context.t",
+                   coalesce(ex.surface, '') AS "context.surface",
+                   coalesce(ex.location, '') AS "context.location",
+                   coalesce(u.location, '') AS "user.location",
+                   coalesce(u.subscription, '') AS "user.subscription",
+                   coalesce({price_at}, i.price) AS "item.price",
+                   m.median_price AS "item.category_median_price",
+                   CAST(coalesce(i.has_image, coalesce(i.image_url, '') <> '') AS DOUBLE) AS "item.has_image",
+                   {_T.format(col='i.created_at')} AS "item.created_t",
+                   CASE WHEN i.item_id IS NULL THEN NULL
+                        ELSE coalesce({stock_at}, CAST(coalesce(i.in_stock, i.stock_quantity > 0, true) AS DOUBLE))
+                   END AS "item.in_stock"
+            FROM _sr_ex ex
+            LEFT JOIN items i ON i.item_id = ex.item_id
+            LEFT JOIN users u ON u.user_id = ex.user_id
+            LEFT JOIN medians m ON m.category_id = i.category_id
+            {inventory_joins}
+            ORDER BY ex._row
+        """).to_arrow_table()
+        assert result.num_rows == n
+        out = {}
+        for name in ATTRIBUTE_INPUTS:
+            col = result.column(name)
+            out[name] = _strings(col) if pa.types.is_string(col.type) else _floats(col)
+        return out
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0])
+
+
+_EVENT_VIEW_TEMPLATE = """
+    CREATE OR REPLACE TEMP VIEW _sr_ev AS
+    SELECT e.user_id, e.item_id, e.session_id, {t} AS t, e.event_type,
+           i.vertical, i.category_id, i.brand,
+           CASE WHEN i.price > 0 THEN ln(i.price) END AS log_price,
+           coalesce(x.w, 0.0) AS exam_w
+    FROM events e
+    LEFT JOIN items i ON i.item_id = e.item_id
+    LEFT JOIN _sr_exam x
+        ON x.row_i = least(greatest(coalesce(e.row, 0), 0), (SELECT max(row_i) FROM _sr_exam))
+       AND x.pos_i = least(greatest(coalesce(e.position, 0), 0), (SELECT max(pos_i) FROM _sr_exam))
+"""
+_EVENT_VIEW = _EVENT_VIEW_TEMPLATE.format(t=_T.format(col="e.ts"))
+
+
+def _floats(col: pa.ChunkedArray) -> np.ndarray:
+    return col.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls become NaN
+
+
+def _strings(col: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(col.to_pylist(), dtype=str)

@@ -1,0 +1,409 @@
+"""Online features: an in-memory state updated event by event and read at request time.
+
+The state keeps, for every counter the feature declarations need, a running value per key:
+a decayed sum is stored as (value at its anchor time, anchor time), so adding an event and
+reading at any later time are O(1) per key and exact. Item counters live in numpy arrays
+indexed by the catalog's item index; per-user counters live in a dict of small arrays (one
+block per user: the user's totals, and sorted-key blocks for the user x vertical / category /
+brand / item streams and the current session).
+
+``get`` answers one request for many items at once, vectorized over the items, and returns the
+same columns as ``OfflineFeatures`` (``definitions.FEATURES`` order). A Redis-backed state will
+implement the same :class:`FeatureState` interface.
+
+Semantics: ``get(..., ts)`` reflects every event passed to ``update`` so far, which should be
+the events before ts; offline, that is exactly "events strictly before ts" (the parity test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shelfrank.features.definitions import STREAM_ITEM_ATTRIBUTE, Counter, FeatureSpace
+from shelfrank.features.examination import examination_weight
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class FeatureState(Protocol):
+    """What the page pipeline needs from online features, whatever holds the state."""
+
+    def update(self, events: pa.Table) -> None: ...
+
+    def get(self, user_id: str, item_ids: Sequence[str] | np.ndarray, ts: datetime | float,
+            context: Mapping[str, str | None] | None = None) -> np.ndarray: ...
+
+
+def seconds(ts: datetime | float | np.datetime64) -> float:
+    """Seconds since the epoch with the same arithmetic as offline: int microseconds / 1e6."""
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        return float((ts - _EPOCH) // _MICROSECOND) / 1_000_000.0
+    if isinstance(ts, np.datetime64):
+        return float(ts.astype("datetime64[us]").astype(np.int64)) / 1_000_000.0
+    return float(ts)
+
+
+_MICROSECOND = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
+
+
+def _timestamps(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    us = pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC")), pa.int64())
+    return us.to_numpy(zero_copy_only=False).astype(np.float64) / 1_000_000.0
+
+
+def _floats(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Numbers or booleans as float64, nulls as NaN."""
+    return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(column, "").to_pylist(), dtype=str)
+
+
+class CounterTable:
+    """Rows of counters with one anchor time per row.
+
+    Column j is a decayed sum (rate > 0), a plain sum (rate 0) or a last time (is_last). A decayed
+    value is stored as of the row's anchor (its newest event); reading at t multiplies by
+    exp(-(t - anchor) * rate). Adding events is order-independent.
+    """
+
+    def __init__(self, counters: Sequence[Counter], rows: int = 0) -> None:
+        self.rates = np.array([c.decay_rate for c in counters], dtype=np.float64)
+        self.is_last = np.array([c.aggregate == "last_time" for c in counters], dtype=bool)
+        self.values = np.zeros((rows, len(counters)), dtype=np.float64)
+        self.values[:, self.is_last] = -np.inf
+        self.anchor = np.full(rows, -np.inf)
+
+    @property
+    def rows(self) -> int:
+        return len(self.anchor)
+
+    def grow(self, rows: int) -> None:
+        extra = rows - self.rows
+        if extra <= 0:
+            return
+        block = np.zeros((extra, self.values.shape[1]))
+        block[:, self.is_last] = -np.inf
+        self.values = np.concatenate([self.values, block])
+        self.anchor = np.concatenate([self.anchor, np.full(extra, -np.inf)])
+
+    def insert(self, at: np.ndarray) -> None:
+        """Insert empty rows before the given positions (keeps a sorted key index aligned)."""
+        block = np.zeros((len(at), self.values.shape[1]))
+        block[:, self.is_last] = -np.inf
+        self.values = np.insert(self.values, at, block, axis=0)
+        self.anchor = np.insert(self.anchor, at, -np.inf)
+
+    def add(self, rows: np.ndarray, t: np.ndarray, contributions: np.ndarray) -> None:
+        """Add events: contributions[i, j] is event i's weight for column j (its time for last columns)."""
+        touched, idx = np.unique(rows, return_inverse=True)
+        newest = np.full(len(touched), -np.inf)
+        np.maximum.at(newest, idx, t)
+        old = self.anchor[touched]
+        anchor = np.maximum(old, newest)
+        gap = np.where(np.isfinite(old), anchor - old, 0.0)
+        block = self.values[touched]
+        sums = ~self.is_last
+        block[:, sums] *= np.exp(-gap[:, None] * self.rates[None, sums])
+        factor = np.exp(-(anchor[idx] - t)[:, None] * self.rates[None, sums])
+        summed = block[:, sums]
+        np.add.at(summed, idx, contributions[:, sums] * factor)
+        block[:, sums] = summed
+        last = block[:, self.is_last]
+        np.maximum.at(last, idx, contributions[:, self.is_last])
+        block[:, self.is_last] = last
+        self.values[touched] = block
+        self.anchor[touched] = anchor
+
+    def read(self, rows: np.ndarray, t: float) -> np.ndarray:
+        """Values at time t; rows < 0 (unknown keys) read as no events: 0, and NaN for last times."""
+        known = rows >= 0
+        safe = np.where(known, rows, 0)
+        out = self.values[safe] if self.rows else np.zeros((len(rows), len(self.rates)))
+        anchor = self.anchor[safe] if self.rows else np.zeros(len(rows))
+        gap = np.where(np.isfinite(anchor), t - anchor, 0.0)
+        out = out * np.exp(-gap[:, None] * np.where(self.is_last, 0.0, self.rates)[None, :])
+        out[~known] = 0.0
+        out[:, self.is_last] = np.where(known[:, None] & np.isfinite(out[:, self.is_last]),
+                                        out[:, self.is_last], np.nan)
+        return out
+
+
+class KeyedCounters:
+    """A CounterTable addressed by integer keys kept sorted: small, per user."""
+
+    def __init__(self, counters: Sequence[Counter]) -> None:
+        self.keys = np.empty(0, dtype=np.int64)
+        self.table = CounterTable(counters)
+
+    def rows_of(self, keys: np.ndarray) -> np.ndarray:
+        if len(self.keys) == 0:
+            return np.full(len(keys), -1)
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[pos] == keys, pos, -1)
+
+    def add(self, keys: np.ndarray, t: np.ndarray, contributions: np.ndarray) -> None:
+        new = np.setdiff1d(keys, self.keys)
+        if len(new):
+            at = np.searchsorted(self.keys, new)
+            self.keys = np.insert(self.keys, at, new)
+            self.table.insert(at)
+        self.table.add(np.searchsorted(self.keys, keys), t, contributions)
+
+    def read(self, keys: np.ndarray, t: float) -> np.ndarray:
+        return self.table.read(self.rows_of(keys), t)
+
+
+@dataclass
+class _UserState:
+    totals: CounterTable
+    by_key: dict[str, KeyedCounters] = field(default_factory=dict)
+    session_id: str | None = None
+    session: CounterTable | None = None
+
+
+class InMemoryFeatureState:
+    """The in-process online state. ``update`` with events, ``get`` a feature matrix."""
+
+    def __init__(self, space: FeatureSpace, items: pa.Table, users: pa.Table | None = None) -> None:
+        self.space = space
+        self.counters = space.counters
+        self._load_catalog(items)
+        self._load_users(users)
+        self.items = CounterTable(self.counters.get("item", ()), rows=len(self.item_ids))
+        self.users: dict[str, _UserState] = {}
+
+    # --- catalog and profiles ---------------------------------------------------------
+
+    def _load_catalog(self, items: pa.Table) -> None:
+        order = np.argsort(_strings(items.column("item_id")), kind="stable")
+        items = items.take(pa.array(order))
+        self.item_ids = _strings(items.column("item_id"))
+        n = len(self.item_ids)
+        # Item attributes as integer codes (-1: missing) for the user x attribute streams.
+        self.attribute_codes: dict[str, np.ndarray] = {}
+        for attr in ("vertical", "category_id", "brand"):
+            raw = _strings(items.column(attr))
+            uniques, codes = np.unique(raw, return_inverse=True)
+            self.attribute_codes[attr] = np.where(raw == "", -1, codes).astype(np.int64)
+            setattr(self, f"_{attr}_values", uniques)
+        price = items.column("price").to_numpy(zero_copy_only=False).astype(np.float64)
+        self.catalog_price = price
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.log_price = np.where(price > 0, np.log(price), np.nan)
+        self.category_median_price = np.full(n, np.nan)
+        cat = self.attribute_codes["category_id"]
+        for code in np.unique(cat):  # once per category at load time, not on the request path
+            members = cat == code
+            self.category_median_price[members] = np.median(price[members])
+        has_url = pc.not_equal(pc.fill_null(items.column("image_url"), ""), "")
+        self.has_image = _floats(pc.coalesce(items.column("has_image"), has_url))
+        self.created_t = _timestamps(items.column("created_at"))
+        in_stock = pc.coalesce(items.column("in_stock"), pc.greater(items.column("stock_quantity"), 0),
+                               pa.scalar(True))
+        self.catalog_in_stock = _floats(in_stock)
+        self.price_now = np.full(n, np.nan)  # latest inventory price, NaN until one arrives
+        self.price_t = np.full(n, -np.inf)
+        self.stock_now = np.full(n, np.nan)
+        self.stock_t = np.full(n, -np.inf)
+
+    def _load_users(self, users: pa.Table | None) -> None:
+        self.profiles: dict[str, tuple[str, str]] = {}
+        if users is None:
+            return
+        ids = _strings(users.column("user_id"))
+        loc = _strings(users.column("location"))
+        sub = _strings(users.column("subscription"))
+        self.profiles = {u: (lo, s) for u, lo, s in zip(ids, loc, sub, strict=True)}
+
+    def item_index(self, item_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Catalog index of each id, -1 for unknown ids; a binary search, vectorized."""
+        ids = np.asarray(item_ids, dtype=str)
+        if len(self.item_ids) == 0 or len(ids) == 0:
+            return np.full(len(ids), -1)
+        pos = np.minimum(np.searchsorted(self.item_ids, ids), len(self.item_ids) - 1)
+        return np.where(self.item_ids[pos] == ids, pos, -1)
+
+    # --- updates ----------------------------------------------------------------------
+
+    def update(self, events: pa.Table) -> None:
+        """Apply a batch of events (the events contract's columns)."""
+        if events.num_rows == 0:
+            return
+        ev = self._event_arrays(events)
+        if "item" in self.counters:
+            contributions = self._contributions(self.counters["item"], ev)
+            keep = (ev["item"] >= 0) & _matches(self.counters["item"], ev)
+            if keep.any():
+                self.items.add(ev["item"][keep], ev["t"][keep], contributions[keep])
+        users, inverse = np.unique(ev["user"], return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(users) + 1))
+        for u, user_id in enumerate(users):  # one pass per user in the batch, vectorized inside
+            sel = order[bounds[u]:bounds[u + 1]]
+            self._update_user(str(user_id), {k: v[sel] for k, v in ev.items()})
+
+    def update_inventory(self, inventory: pa.Table) -> None:
+        """Apply inventory / price updates (the inventory contract's columns)."""
+        idx = self.item_index(_strings(inventory.column("item_id")))
+        t = _timestamps(inventory.column("ts"))
+        price = inventory.column("price").to_numpy(zero_copy_only=False).astype(np.float64)
+        stock = _floats(pc.coalesce(inventory.column("in_stock"), pc.greater(inventory.column("quantity"), 0)))
+        for value, now, when in ((price, self.price_now, self.price_t), (stock, self.stock_now, self.stock_t)):
+            ok = (idx >= 0) & ~np.isnan(value)
+            # Newest update wins; ties at the same time keep the larger value (as offline's max()).
+            for i, ti, v in zip(idx[ok], t[ok], value[ok], strict=True):
+                if ti > when[i] or (ti == when[i] and v > now[i]):
+                    now[i], when[i] = v, ti
+
+    def _event_arrays(self, events: pa.Table) -> dict[str, np.ndarray]:
+        n = events.num_rows
+        item = self.item_index(_strings(events.column("item_id")))
+        known = item >= 0
+
+        def int_column(name: str) -> np.ndarray:
+            if name not in events.column_names:
+                return np.zeros(n, dtype=np.int64)
+            return pc.fill_null(events.column(name), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+        ev = {
+            "t": _timestamps(events.column("ts")),
+            "user": _strings(events.column("user_id")),
+            "type": _strings(events.column("event_type")),
+            "session": _strings(events.column("session_id")),
+            "item": item,
+            "exam": examination_weight(self.space.examination_curve, int_column("row"), int_column("position")),
+            "log_price": np.where(known, np.nan_to_num(self.log_price[np.where(known, item, 0)]), 0.0),
+        }
+        for attr, codes in self.attribute_codes.items():
+            ev[attr] = np.where(known, codes[np.where(known, item, 0)], -1)
+        return ev
+
+    def _contributions(self, counters: Sequence[Counter], ev: Mapping[str, np.ndarray]) -> np.ndarray:
+        out = np.zeros((len(ev["t"]), len(counters)))
+        for j, c in enumerate(counters):
+            match = np.isin(ev["type"], c.event_types)
+            if c.aggregate == "last_time":
+                out[:, j] = np.where(match, ev["t"], -np.inf)
+            else:
+                weight = {"one": 1.0, "examination": ev["exam"], "log_price": ev["log_price"]}[c.weight]
+                out[:, j] = np.where(match, weight, 0.0)
+        return out
+
+    def _update_user(self, user_id: str, ev: Mapping[str, np.ndarray]) -> None:
+        state = self.users.get(user_id)
+        if state is None:
+            state = _UserState(totals=CounterTable(self.counters.get("user", ()), rows=1))
+            self.users[user_id] = state
+        if "user" in self.counters:
+            keep = _matches(self.counters["user"], ev)
+            if keep.any():
+                c = self._contributions(self.counters["user"], ev)[keep]
+                state.totals.add(np.zeros(int(keep.sum()), dtype=np.int64), ev["t"][keep], c)
+        for stream, counters in self.counters.items():
+            key = self._stream_key(stream, ev)
+            if key is None:
+                continue
+            keep = (key >= 0) & _matches(counters, ev)
+            if not keep.any():
+                continue
+            keyed = state.by_key.setdefault(stream, KeyedCounters(counters))
+            keyed.add(key[keep], ev["t"][keep], self._contributions(counters, ev)[keep])
+        if "session" in self.counters:
+            self._update_session(state, ev)
+
+    def _stream_key(self, stream: str, ev: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        if stream == "user_item":
+            return ev["item"]
+        attribute = STREAM_ITEM_ATTRIBUTE.get(stream)
+        return None if attribute is None else ev[attribute]
+
+    def _update_session(self, state: _UserState, ev: Mapping[str, np.ndarray]) -> None:
+        """Keep only the user's current session: the session of the newest event seen."""
+        counters = self.counters["session"]
+        newest = int(np.argmax(ev["t"]))
+        session_id = str(ev["session"][newest])
+        if state.session is None or session_id != state.session_id:
+            state.session_id, state.session = session_id, CounterTable(counters, rows=1)
+        keep = (ev["session"] == session_id) & _matches(counters, ev)
+        if keep.any():
+            state.session.add(np.zeros(int(keep.sum()), dtype=np.int64), ev["t"][keep],
+                              self._contributions(counters, ev)[keep])
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, user_id: str, item_ids: Sequence[str] | np.ndarray, ts: datetime | float,
+            context: Mapping[str, str | None] | None = None) -> np.ndarray:
+        """The feature matrix for one user and many items at ts: rows = items, columns = features."""
+        return self.space.matrix(self.inputs(user_id, item_ids, ts, context))
+
+    def inputs(self, user_id: str, item_ids: Sequence[str] | np.ndarray, ts: datetime | float,
+               context: Mapping[str, str | None] | None = None) -> dict[str, np.ndarray]:
+        context = context or {}
+        t = seconds(ts)
+        item = self.item_index(item_ids)
+        n = len(item)
+        known = item >= 0
+        safe = np.where(known, item, 0)
+        state = self.users.get(user_id)
+        inputs: dict[str, np.ndarray] = {}
+        for stream, counters in self.counters.items():
+            values = self._read_stream(stream, counters, state, item, t, str(context.get("session_id") or ""))
+            for j, c in enumerate(counters):
+                inputs[c.name] = values[:, j]
+
+        def per_item(values: np.ndarray) -> np.ndarray:
+            return np.where(known, values[safe], np.nan)
+
+        price_now = np.where(np.isnan(self.price_now), self.catalog_price, self.price_now)
+        stock_now = np.where(np.isnan(self.stock_now), self.catalog_in_stock, self.stock_now)
+        location, subscription = self.profiles.get(user_id, ("", ""))
+        inputs.update({
+            "context.t": np.full(n, t),
+            "context.surface": np.full(n, context.get("surface") or "", dtype=object).astype(str),
+            "context.location": np.full(n, context.get("location") or "", dtype=object).astype(str),
+            "user.location": np.full(n, location, dtype=object).astype(str),
+            "user.subscription": np.full(n, subscription, dtype=object).astype(str),
+            "item.price": per_item(price_now),
+            "item.category_median_price": per_item(self.category_median_price),
+            "item.has_image": per_item(self.has_image),
+            "item.created_t": per_item(self.created_t),
+            "item.in_stock": per_item(stock_now),
+        })
+        return inputs
+
+    def _read_stream(self, stream: str, counters: Sequence[Counter], state: _UserState | None,
+                     item: np.ndarray, t: float, session_id: str) -> np.ndarray:
+        n = len(item)
+        missing = np.full(n, -1)
+        if stream == "item":
+            return self.items.read(item, t)
+        if stream == "user":
+            table = state.totals if state else CounterTable(counters)
+            return table.read(np.zeros(n, dtype=np.int64) if state else missing, t)
+        if stream == "session":
+            if state is None or state.session is None or session_id != state.session_id:
+                return CounterTable(counters).read(missing, t)
+            return state.session.read(np.zeros(n, dtype=np.int64), t)
+        keyed = state.by_key.get(stream) if state else None
+        if keyed is None:
+            return CounterTable(counters).read(missing, t)
+        attribute = STREAM_ITEM_ATTRIBUTE.get(stream)
+        keys = item if attribute is None else np.where(item >= 0, self.attribute_codes[attribute][item], -1)
+        rows = np.where(keys >= 0, keyed.rows_of(keys), -1)
+        return keyed.table.read(rows, t)
+
+
+def _matches(counters: Sequence[Counter], ev: Mapping[str, np.ndarray]) -> np.ndarray:
+    types = sorted({e for c in counters for e in c.event_types})
+    return np.isin(ev["type"], types)
