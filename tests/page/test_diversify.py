@@ -103,3 +103,22 @@ def test_parameters_out_of_range_are_refused():
         MMRDiversifier(lam=1.5)
     with pytest.raises(ValueError, match="theta"):
         DPPDiversifier(theta=-0.1)
+
+
+def _reference_mmr(scores, vectors, k, lam):
+    s = (scores - scores.min()) / (scores.max() - scores.min())
+    v = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    chosen = []
+    for _ in range(k):
+        gains = [(lam * s[j] - (1 - lam) * max((v[j] @ v[i] for i in chosen), default=0.0), j)
+                 for j in range(len(s)) if j not in chosen]
+        chosen.append(max(gains)[1])
+    return chosen
+
+
+def test_mmr_matches_the_textbook_definition_including_negative_similarity():
+    rng = np.random.default_rng(5)
+    scores, vectors = rng.random((3, 30)), rng.normal(size=(3, 30, 8))
+    picks = MMRDiversifier(lam=0.6).select(scores, EmbeddingSimilarity(vectors), k=8)
+    for r in range(3):
+        assert picks[r].tolist() == _reference_mmr(scores[r], vectors[r], 8, 0.6)

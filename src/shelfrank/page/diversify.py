@@ -112,10 +112,13 @@ class MMRDiversifier:
         scores = rescale_scores(_check(scores, k))
         rows = np.arange(scores.shape[0])
         available = np.isfinite(scores)
-        max_sim = np.zeros_like(scores)
+        # Max similarity to the chosen set; no penalty before the first pick, and negative
+        # similarities (opposite items) count as they are: MMR is not clipped at zero.
+        max_sim = np.full_like(scores, -np.inf)
         picks = np.full((scores.shape[0], k), -1, dtype=np.int64)
         for step in range(min(k, scores.shape[1])):
-            gain = np.where(available, self.lam * scores - (1.0 - self.lam) * max_sim, -np.inf)
+            penalty = max_sim if step else np.zeros_like(scores)
+            gain = np.where(available, self.lam * scores - (1.0 - self.lam) * penalty, -np.inf)
             best = gain.argmax(axis=1)
             ok = available[rows, best]
             picks[ok, step] = best[ok]
