@@ -1,0 +1,400 @@
+"""The examination (position-bias) model: P(examined | row, position [, surface]) from impression logs.
+
+The page is 2-D, so the curve is factorized: ``theta(row, position) = row_curve[row] *
+column_curve[position]``, one pair of curves per surface, normalized so that the top-left
+slot is examined with probability 1 (``row_curve[0] == column_curve[0] == 1``). Three
+estimators share the fitted form, chosen by ``method``:
+
+* ``"randomized"``: only the randomized share of the traffic, where a uniform shuffle puts
+  every item in every slot with the same chance. There the click-through rate of a slot
+  is ``theta(slot) * E[relevance]`` with the same expectation in every slot, so CTR by slot
+  is proportional to examination. Unbiased, but it sees few impressions (5% of traffic).
+* ``"em"``: every logged impression, under the examination hypothesis
+  ``P(click) = theta(slot) * gamma(group)`` where the group is the item (or the item in a
+  context: any key the caller passes). Expectation-maximization as in Wang et al. 2018,
+  "Position bias estimation for unbiased learning to rank in personal search" (the
+  grouped variant; their regression-EM replaces gamma(group) with a model of features,
+  which is what ``FactorizedRanker`` in item_ranker.py does given a fixed theta). The
+  same item seen at several places is what separates position from relevance, so the
+  biased logging policy's own noise is enough; no randomization is needed.
+* ``"naive"``: CTR by slot over all impressions. Biased (the logging policy puts better
+  items in better slots, so the curve falls too steeply); kept as the baseline that the
+  other two must beat.
+
+Sparse cells are handled twice: the factorization pools a row's evidence over all its
+positions (and a position's over all rows), and each factor is shrunk toward its
+neighbour above / to the left with ``prior_strength`` pseudo-impressions, so a row with
+no data continues the curve flat instead of jumping to zero or one.
+
+Fitting works on counts aggregated per (surface, row, position) cell, or per (group,
+cell) for EM, so it is a few bincounts per iteration however many impressions there are.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from shelfrank import __version__
+
+METHODS = ("randomized", "em", "naive")
+ALL_SURFACES = "all"  # the label of the single curve fitted when no surface is given
+FILE_NAME = "examination_curve.json"
+FORMAT = 1
+
+
+class ExaminationCurve:
+    """P(examined | row, position [, surface]), estimated from impressions.
+
+    Hyperparameters:
+        method: "randomized", "em" or "naive" (see the module docstring).
+        max_rows, max_positions: the grid; deeper rows / positions are pooled into the last one.
+        prior_strength: pseudo-impressions shrinking each factor toward its neighbour (sparse cells).
+        randomized_below: an impression counts as randomized when its propensity is below this
+            (used only when ``fit`` is not given an explicit ``randomized`` mask). In the
+            simulator a deterministic impression has propensity ~0.95, a randomized one ~1e-3.
+        max_iter, tol: EM stops when no factor moves by more than ``tol`` (relative), or after max_iter.
+        relevance_prior: Beta pseudo-impressions for each group's relevance (EM), so an item
+            seen once does not get relevance 0 or 1.
+
+    Learned attributes:
+        surfaces_: surface labels, in the order of the curves' first axis (``("all",)`` without surfaces).
+        row_curve_: float64 [n_surfaces, n_rows], row_curve_[:, 0] == 1.
+        column_curve_: float64 [n_surfaces, n_positions], column_curve_[:, 0] == 1.
+        impressions_, clicks_: float64 [n_surfaces, n_rows, n_positions] counts the curve was fitted on.
+        relevance_: (EM) P(click | examined) per group, in the order of ``groups_`` (not saved).
+        n_iter_, converged_, fit_seconds_: how fitting went.
+    """
+
+    def __init__(
+        self,
+        method: str = "em",
+        max_rows: int = 50,
+        max_positions: int = 100,
+        prior_strength: float = 20.0,
+        randomized_below: float = 0.5,
+        max_iter: int = 200,
+        tol: float = 1e-4,
+        relevance_prior: float = 2.0,
+    ) -> None:
+        self.method = method
+        self.max_rows = max_rows
+        self.max_positions = max_positions
+        self.prior_strength = prior_strength
+        self.randomized_below = randomized_below
+        self.max_iter = max_iter
+        self.tol = tol
+        self.relevance_prior = relevance_prior
+
+    # ---------- fitting ----------
+
+    def fit(
+        self,
+        rows: np.ndarray,
+        positions: np.ndarray,
+        clicked: np.ndarray,
+        groups: np.ndarray | None = None,
+        propensity: np.ndarray | None = None,
+        surface: np.ndarray | None = None,
+        randomized: np.ndarray | None = None,
+    ) -> ExaminationCurve:
+        """Fit from one entry per impression.
+
+        rows, positions: int >= 0, the slot. clicked: bool / 0-1 (or the deepest stage > 0).
+        groups: relevance key per impression (item index, or item x context), required for EM.
+        propensity / randomized: which impressions came from the uniform shuffle (randomized method).
+        surface: label per impression (str or int); one curve is fitted per distinct label.
+        """
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        start = time.perf_counter()
+        rows, positions, clicked = _check_impressions(rows, positions, clicked)
+        n = len(rows)
+        surfaces, surface_index = _surface_codes(surface, n)
+        n_rows = int(min(rows.max() + 1, self.max_rows))
+        n_positions = int(min(positions.max() + 1, self.max_positions))
+        shape = (len(surfaces), n_rows, n_positions)
+        cell = np.ravel_multi_index(
+            (surface_index, np.minimum(rows, n_rows - 1), np.minimum(positions, n_positions - 1)), shape
+        )
+
+        self.surfaces_ = surfaces
+        self.n_iter_, self.converged_ = 0, True
+        self.relevance_ = None
+        self.groups_ = None
+        if self.method == "randomized":
+            mask = self._randomized_mask(propensity, randomized, n)
+            if not mask.any():
+                raise ValueError(
+                    "method='randomized' found no randomized impressions: pass randomized=<bool mask> or "
+                    f"propensity (impressions with propensity < {self.randomized_below} count as randomized)"
+                )
+            impressions, clicks = _cell_counts(cell[mask], clicked[mask], shape)
+            row_f, col_f = self._factorize(clicks, impressions)
+        elif self.method == "naive":
+            impressions, clicks = _cell_counts(cell, clicked, shape)
+            row_f, col_f = self._factorize(clicks, impressions)
+        else:
+            if groups is None:
+                raise ValueError("method='em' needs groups: the relevance key (e.g. item index) of each impression")
+            groups = np.asarray(groups)
+            if groups.shape != (n,):
+                raise ValueError(f"groups must have one entry per impression: got {groups.shape}, expected ({n},)")
+            impressions, clicks = _cell_counts(cell, clicked, shape)
+            row_f, col_f = self._fit_em(cell, clicked, groups, shape)
+        self.row_curve_, self.column_curve_ = _normalized(row_f, col_f)
+        self.impressions_, self.clicks_ = impressions, clicks
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def _randomized_mask(self, propensity: np.ndarray | None, randomized: np.ndarray | None, n: int) -> np.ndarray:
+        if randomized is not None:
+            mask = np.asarray(randomized, dtype=bool)
+        elif propensity is not None:
+            prop = np.asarray(propensity, dtype=np.float64)
+            if prop.shape != (n,):
+                raise ValueError(f"propensity must have one entry per impression: got {prop.shape}, expected ({n},)")
+            mask = prop < self.randomized_below
+        else:
+            raise ValueError("method='randomized' needs propensity or a randomized mask")
+        if mask.shape != (n,):
+            raise ValueError(f"randomized must have one entry per impression: got {mask.shape}, expected ({n},)")
+        return mask
+
+    def _factorize(
+        self, targets: np.ndarray, impressions: np.ndarray, max_iter: int = 50, row_f=None, col_f=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rank-1 fit targets[s, r, p] ~ impressions[s, r, p] * row[s, r] * col[s, p] (Poisson likelihood,
+        alternating closed-form updates), each factor shrunk toward its predecessor."""
+        n_s, n_r, n_p = impressions.shape
+        if row_f is None:
+            row_f, col_f = np.ones((n_s, n_r)), np.ones((n_s, n_p))
+        prior = self.prior_strength
+        for _ in range(max_iter):
+            previous = row_f.copy()
+            # Column factors, scaled as rates given the rows: target / exposure.
+            col_f = _shrunk_sequence(targets.sum(axis=1), np.einsum("srp,sr->sp", impressions, row_f), prior)
+            row_f = _shrunk_sequence(targets.sum(axis=2), np.einsum("srp,sp->sr", impressions, col_f), prior)
+            if np.max(np.abs(row_f - previous) / np.maximum(previous, 1e-12)) < 1e-6:
+                break
+        return row_f, col_f
+
+    def _fit_em(
+        self, cell: np.ndarray, clicked: np.ndarray, groups: np.ndarray, shape: tuple[int, int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n_cells = int(np.prod(shape))
+        group_keys, group_index = np.unique(groups, return_inverse=True)
+        # Aggregate impressions per (group, cell): the E and M steps only need clicks and
+        # non-clicks per pair, and repeated pairs are common in logs.
+        pair, pair_index = np.unique(group_index.astype(np.int64) * n_cells + cell, return_inverse=True)
+        pair_group, pair_cell = pair // n_cells, pair % n_cells
+        pair_n = np.bincount(pair_index, minlength=len(pair)).astype(np.float64)
+        pair_clicks = np.bincount(pair_index, weights=clicked, minlength=len(pair))
+        pair_skips = pair_n - pair_clicks
+        n_groups = len(group_keys)
+        group_n = np.bincount(pair_group, weights=pair_n, minlength=n_groups)
+        group_clicks = np.bincount(pair_group, weights=pair_clicks, minlength=n_groups)
+        cell_n = np.bincount(pair_cell, weights=pair_n, minlength=n_cells).reshape(shape)
+        cell_clicks = np.bincount(pair_cell, weights=pair_clicks, minlength=n_cells).reshape(shape)
+
+        # Start from the naive curve and each group's CTR: EM then only corrects the bias.
+        row_f, col_f = _normalized(*self._factorize(cell_clicks, cell_n))
+        prior_mean = group_clicks.sum() / group_n.sum()
+        gamma = np.clip((group_clicks + self.relevance_prior * prior_mean) / (group_n + self.relevance_prior),
+                        1e-6, 1 - 1e-6)
+        converged, n_iter = False, 0
+        while n_iter < self.max_iter and not converged:
+            n_iter += 1
+            # A factorized cell can come out slightly above 1 by noise; a probability cannot.
+            theta = np.minimum(row_f[:, :, None] * col_f[:, None, :], 1.0).reshape(-1)
+            t, g = theta[pair_cell], gamma[pair_group]
+            no_click = np.maximum(1.0 - t * g, 1e-12)
+            # E step: among non-clicks, P(examined, not relevant) and P(not examined, relevant).
+            examined = pair_clicks + pair_skips * (t * (1.0 - g) / no_click)
+            relevant = pair_clicks + pair_skips * ((1.0 - t) * g / no_click)
+            # M step. Relevance per group (Beta-smoothed); examination per cell, factorized.
+            expected_relevant = np.bincount(pair_group, weights=relevant, minlength=n_groups)
+            gamma = np.clip((expected_relevant + self.relevance_prior * prior_mean)
+                            / (group_n + self.relevance_prior), 1e-6, 1 - 1e-6)
+            expected_examined = np.bincount(pair_cell, weights=examined, minlength=n_cells).reshape(shape)
+            new_row, new_col = self._factorize(expected_examined, cell_n, max_iter=5, row_f=row_f, col_f=col_f)
+            # Pin the scale: theta(0, 0) = 1, i.e. relevance is P(click | examined).
+            scale = new_row[:, :1] * new_col[:, :1]
+            new_row, new_col = _normalized(new_row, new_col)
+            gamma = np.clip(gamma * float(np.mean(scale)), 1e-6, 1 - 1e-6)
+            moved = max(np.max(np.abs(new_row - row_f)), np.max(np.abs(new_col - col_f)))
+            row_f, col_f = new_row, new_col
+            converged = moved < self.tol
+        self.n_iter_, self.converged_ = n_iter, converged
+        self.groups_, self.relevance_ = group_keys, gamma
+        return row_f, col_f
+
+    # ---------- using the curve ----------
+
+    def examination(self, rows: np.ndarray, positions: np.ndarray, surface=None) -> np.ndarray:
+        """P(examined) at each (row, position); rows / positions past the grid use its last value.
+
+        surface: None (only when a single curve was fitted), one label for all, or one label per entry.
+        """
+        self._check_fitted()
+        rows = np.asarray(rows, dtype=np.int64)
+        positions = np.asarray(positions, dtype=np.int64)
+        if rows.shape != positions.shape:
+            raise ValueError(f"rows and positions must have the same shape, got {rows.shape} and {positions.shape}")
+        if (rows < 0).any() or (positions < 0).any():
+            raise ValueError("rows and positions must be >= 0")
+        s = self._surface_index(surface, rows.shape)
+        r = np.minimum(rows, self.row_curve_.shape[1] - 1)
+        p = np.minimum(positions, self.column_curve_.shape[1] - 1)
+        return self.row_curve_[s, r] * self.column_curve_[s, p]
+
+    def grid(self, surface=None) -> np.ndarray:
+        """The full [n_rows, n_positions] curve of one surface (the shape features/examination.py uses)."""
+        self._check_fitted()
+        s = int(self._surface_index(surface, ()))
+        return np.outer(self.row_curve_[s], self.column_curve_[s])
+
+    def _surface_index(self, surface, shape: tuple[int, ...]) -> np.ndarray:
+        if surface is None:
+            if len(self.surfaces_) != 1:
+                raise ValueError(f"this curve was fitted per surface; pass surface= one of {list(self.surfaces_)}")
+            return np.zeros(shape, dtype=np.int64)
+        labels = np.asarray(surface).astype(str)
+        lookup = {label: i for i, label in enumerate(self.surfaces_)}
+        unique, inverse = np.unique(labels, return_inverse=True)
+        unknown = [u for u in unique if u not in lookup]
+        if unknown:
+            raise ValueError(f"unknown surface {unknown[:3]}; this curve knows {list(self.surfaces_)}")
+        index = np.array([lookup[u] for u in unique], dtype=np.int64)[inverse]
+        return np.broadcast_to(index.reshape(labels.shape), shape) if labels.ndim == 0 else index.reshape(shape)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "row_curve_"):
+            raise RuntimeError("ExaminationCurve is not fitted; call fit() or load() first")
+
+    # ---------- persistence ----------
+
+    def save(self, path: Path) -> Path:
+        """Write ``examination_curve.json`` into the folder `path`; returns the file."""
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "kind": "examination_curve",
+            "format": FORMAT,
+            "shelfrank_version": __version__,
+            "numpy_version": np.__version__,
+            "params": self.get_params(),
+            "surfaces": list(self.surfaces_),
+            "row_curve": self.row_curve_.tolist(),
+            "column_curve": self.column_curve_.tolist(),
+            "impressions": self.impressions_.sum(axis=(1, 2)).tolist(),
+            "clicks": self.clicks_.sum(axis=(1, 2)).tolist(),
+            "n_iter": self.n_iter_,
+            "converged": self.converged_,
+            "fit_seconds": self.fit_seconds_,
+        }
+        target = folder / FILE_NAME
+        target.write_text(json.dumps(payload, indent=1))
+        return target
+
+    @classmethod
+    def load(cls, path: Path) -> ExaminationCurve:
+        """Read a curve written by :meth:`save` (the folder, or the JSON file itself)."""
+        path = Path(path)
+        target = path / FILE_NAME if path.is_dir() else path
+        try:
+            payload = json.loads(target.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no examination curve at {target}; fit and save one first") from None
+        if payload.get("kind") != "examination_curve":
+            raise ValueError(f"{target} is not an examination curve (kind={payload.get('kind')!r})")
+        if payload.get("format", 0) > FORMAT:
+            raise ValueError(f"{target} has format {payload['format']}; this shelfrank reads up to {FORMAT}")
+        curve = cls(**payload["params"])
+        curve.surfaces_ = tuple(payload["surfaces"])
+        curve.row_curve_ = np.asarray(payload["row_curve"], dtype=np.float64)
+        curve.column_curve_ = np.asarray(payload["column_curve"], dtype=np.float64)
+        # Per-cell counts are not saved (only their totals): a loaded curve is for lookups.
+        n_s, n_r, n_p = len(curve.surfaces_), curve.row_curve_.shape[1], curve.column_curve_.shape[1]
+        curve.impressions_ = np.zeros((n_s, n_r, n_p))
+        curve.clicks_ = np.zeros((n_s, n_r, n_p))
+        curve.impressions_[:, 0, 0] = payload["impressions"]
+        curve.clicks_[:, 0, 0] = payload["clicks"]
+        curve.n_iter_, curve.converged_ = payload["n_iter"], payload["converged"]
+        curve.fit_seconds_ = payload["fit_seconds"]
+        curve.relevance_, curve.groups_ = None, None
+        return curve
+
+    def get_params(self) -> dict:
+        return {
+            "method": self.method, "max_rows": self.max_rows, "max_positions": self.max_positions,
+            "prior_strength": self.prior_strength, "randomized_below": self.randomized_below,
+            "max_iter": self.max_iter, "tol": self.tol, "relevance_prior": self.relevance_prior,
+        }
+
+
+def curve_error(fitted: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Mean absolute error between two examination grids, optionally weighted (e.g. by impressions)."""
+    fitted, truth = np.asarray(fitted, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if fitted.shape != truth.shape:
+        raise ValueError(f"curves differ in shape: {fitted.shape} vs {truth.shape}")
+    return float(np.average(np.abs(fitted - truth), weights=weights))
+
+
+# ---------- helpers ----------
+
+
+def _check_impressions(rows, positions, clicked) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows, positions = np.asarray(rows), np.asarray(positions)
+    clicked = np.asarray(clicked)
+    if rows.ndim != 1 or rows.shape != positions.shape or rows.shape != clicked.shape:
+        raise ValueError(
+            "rows, positions and clicked must be 1-D with one entry per impression; got shapes "
+            f"{rows.shape}, {positions.shape}, {clicked.shape}"
+        )
+    if len(rows) == 0:
+        raise ValueError("no impressions to fit on")
+    for name, values in (("rows", rows), ("positions", positions)):
+        if not np.issubdtype(values.dtype, np.integer):
+            raise ValueError(f"{name} must be integers, got dtype {values.dtype}")
+        if values.min() < 0:
+            raise ValueError(f"{name} must be >= 0; entry {int(np.argmin(values))} is {values.min()}")
+    return rows.astype(np.int64), positions.astype(np.int64), (clicked > 0).astype(np.float64)
+
+
+def _surface_codes(surface: np.ndarray | Sequence | None, n: int) -> tuple[tuple[str, ...], np.ndarray]:
+    if surface is None:
+        return (ALL_SURFACES,), np.zeros(n, dtype=np.int64)
+    labels = np.asarray(surface).astype(str)
+    if labels.shape != (n,):
+        raise ValueError(f"surface must have one entry per impression: got {labels.shape}, expected ({n},)")
+    unique, inverse = np.unique(labels, return_inverse=True)
+    return tuple(str(u) for u in unique), inverse.astype(np.int64)
+
+
+def _cell_counts(cell: np.ndarray, clicked: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    size = int(np.prod(shape))
+    impressions = np.bincount(cell, minlength=size).astype(np.float64).reshape(shape)
+    clicks = np.bincount(cell, weights=clicked, minlength=size).reshape(shape)
+    return impressions, clicks
+
+
+def _shrunk_sequence(targets: np.ndarray, exposure: np.ndarray, prior: float) -> np.ndarray:
+    """factor[s, k] = (targets + prior * factor[s, k-1]) / (exposure + prior), the first one shrunk
+    toward the pooled rate. Sequential in k (tens of entries), vectorized over surfaces."""
+    pooled = targets.sum(axis=1) / np.maximum(exposure.sum(axis=1), 1e-12)
+    out = np.empty_like(targets, dtype=np.float64)
+    reference = pooled
+    for k in range(targets.shape[1]):
+        out[:, k] = (targets[:, k] + prior * reference) / (exposure[:, k] + prior)
+        reference = out[:, k]
+    return np.maximum(out, 1e-12)
+
+
+def _normalized(row_f: np.ndarray, col_f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return row_f / row_f[:, :1], col_f / col_f[:, :1]
