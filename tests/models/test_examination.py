@@ -16,6 +16,11 @@ def biased_logs():
     return simulate_impressions(5000, seed=1)
 
 
+@pytest.fixture(scope="module")
+def em_curve(biased_logs):
+    return _fit(biased_logs, "em")
+
+
 def _fit(logs, method, **params):
     return ExaminationCurve(method=method, **params).fit(
         logs.rows, logs.positions, logs.clicked, groups=logs.items, propensity=logs.propensity
@@ -31,24 +36,24 @@ def test_randomized_share_recovers_the_true_curve():
     assert curve.row_curve_[0, 0] == 1.0 and curve.column_curve_[0, 0] == 1.0
 
 
-def test_em_recovers_the_true_curve_from_biased_logs(biased_logs):
-    curve = _fit(biased_logs, "em")
+def test_em_recovers_the_true_curve_from_biased_logs(em_curve):
+    curve = em_curve
     # Measured: MAE 0.0035, max 0.015, 43 iterations.
     assert curve.converged_
     assert curve_error(curve.grid(), TRUTH) < 0.01
     assert np.abs(curve.grid() - TRUTH).max() < 0.04
 
 
-def test_em_beats_naive_ctr_by_position_under_a_biased_policy(biased_logs):
-    em_error = curve_error(_fit(biased_logs, "em").grid(), TRUTH)
+def test_em_beats_naive_ctr_by_position_under_a_biased_policy(biased_logs, em_curve):
+    em_error = curve_error(em_curve.grid(), TRUTH)
     naive_error = curve_error(_fit(biased_logs, "naive").grid(), TRUTH)
     # Measured: naive 0.078 (better items sit in better slots: too steep), EM 0.0035.
     assert naive_error > 0.05
     assert em_error < naive_error / 5
 
 
-def test_em_relevance_tracks_the_true_item_relevance(biased_logs):
-    curve = _fit(biased_logs, "em")
+def test_em_relevance_tracks_the_true_item_relevance(biased_logs, em_curve):
+    curve = em_curve
     true_relevance = biased_logs.relevance[curve.groups_]
     assert np.corrcoef(curve.relevance_, true_relevance)[0, 1] > 0.9
     # The scale is pinned by theta(0, 0) = 1, so relevance is P(click | examined), not a multiple of it.
@@ -72,16 +77,16 @@ def test_one_curve_per_surface():
         curve.examination(np.array([0]), np.array([0]), "tv")
 
 
-def test_sparse_and_unseen_slots_continue_the_curve(biased_logs):
-    curve = _fit(biased_logs, "em")
+def test_sparse_and_unseen_slots_continue_the_curve(em_curve):
+    curve = em_curve
     # Rows / positions past the fitted grid use its last value instead of failing or dropping to 0.
     far = curve.examination(np.array([7, 40]), np.array([9, 90]))
     assert far[0] == pytest.approx(far[1])
     assert np.all(np.diff(curve.row_curve_[0]) < 0.02)
 
 
-def test_save_load_round_trip(tmp_path, biased_logs):
-    curve = _fit(biased_logs, "em")
+def test_save_load_round_trip(tmp_path, em_curve):
+    curve = em_curve
     curve.save(tmp_path)
     loaded = ExaminationCurve.load(tmp_path)
     assert loaded.get_params() == curve.get_params()

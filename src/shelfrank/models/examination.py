@@ -228,7 +228,7 @@ class ExaminationCurve:
             gamma = np.clip(gamma * float(np.mean(scale)), 1e-6, 1 - 1e-6)
             moved = max(np.max(np.abs(new_row - row_f)), np.max(np.abs(new_col - col_f)))
             row_f, col_f = new_row, new_col
-            converged = moved < self.tol
+            converged = bool(moved < self.tol)
         self.n_iter_, self.converged_ = n_iter, converged
         self.groups_, self.relevance_ = group_keys, gamma
         return row_f, col_f
@@ -294,8 +294,8 @@ class ExaminationCurve:
             "column_curve": self.column_curve_.tolist(),
             "impressions": self.impressions_.sum(axis=(1, 2)).tolist(),
             "clicks": self.clicks_.sum(axis=(1, 2)).tolist(),
-            "n_iter": self.n_iter_,
-            "converged": self.converged_,
+            "n_iter": int(self.n_iter_),
+            "converged": bool(self.converged_),
             "fit_seconds": self.fit_seconds_,
         }
         target = folder / FILE_NAME
