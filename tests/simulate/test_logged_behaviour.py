@@ -109,7 +109,7 @@ def test_ctr_by_position_on_randomized_traffic_follows_the_true_column_curve(tin
     # Given the row was rendered, P(examined) = sqrt(row curve) x column curve (see behaviour.py).
     truth = tiny.truth
     expected = np.sqrt(truth.row_curve(row, mobile)) * truth.column_curve(pos, mobile)
-    groups = [(0,), (1,), (2, 3), (4, 5, 6), (7, 8, 9)]
+    groups = [(0,), (1,), (2, 3), (4, 5), (6, 7, 8, 9)]
     measured_ctr, expected_ctr = [], []
     for g in groups:
         sel = np.isin(pos, g)
@@ -118,6 +118,7 @@ def test_ctr_by_position_on_randomized_traffic_follows_the_true_column_curve(tin
     measured_ratio = np.array(measured_ctr) / measured_ctr[0]
     expected_ratio = np.array(expected_ctr) / expected_ctr[0]
     assert np.all(np.diff(measured_ctr) < 0), measured_ctr
+    # ~1,000 clicks: sampling noise, plus same-row satiation (<= 10% at the right end), fit in 30%.
     np.testing.assert_allclose(measured_ratio, expected_ratio, rtol=0.3)
 
 

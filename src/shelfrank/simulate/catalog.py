@@ -76,7 +76,7 @@ class Catalog:
     item_mid: np.ndarray  # int32
     item_vertical: np.ndarray  # int8
     item_brand: np.ndarray  # int32
-    item_quality: np.ndarray  # float32, right-skewed: the long tail
+    item_quality: np.ndarray  # float32 in [-0.7, 1.8], right-skewed: the long tail
     item_buzz: np.ndarray  # float32: what the old system sees as popularity (quality + noise)
     item_clickbait: np.ndarray  # bool
     item_has_image: np.ndarray  # bool
@@ -174,7 +174,8 @@ def build_catalog(spec: ScaleSpec, rng: np.random.Generator) -> Catalog:
     crossover = rng.random(n) < 0.08  # a few brands sell outside their vertical
     item_brand[crossover] = rng.choice(spec.n_brands, crossover.sum(), p=brand_size / brand_size.sum())
 
-    quality = (rng.gumbel(0.0, 0.45, n) - 0.26).astype(np.float32)
+    # Right-skewed but bounded (a Gumbel tail would make the top of 500,000 items absurd).
+    quality = (2.5 * (rng.beta(2.0, 5.0, n) - 2.0 / 7.0)).astype(np.float32)
     buzz = (quality + rng.normal(0.0, 0.5, n)).astype(np.float32)
     clickbait = rng.random(n) < 0.05
     buzz[clickbait] += 0.8  # clickbait gets clicks, so the old system thinks it is popular
@@ -258,8 +259,12 @@ def in_stock_at(catalog: Catalog, items: np.ndarray, t: np.ndarray | float) -> n
     """True where the item exists and is not in a stockout at time t (seconds since start)."""
     t = np.broadcast_to(np.asarray(t, dtype=np.float64), items.shape)
     ok = catalog.item_created_t[items] <= t
+    # Most items never run out: test the stockout windows only for those that do.
+    risky = np.flatnonzero(np.isfinite(catalog.item_oos_start[items, 0]))
+    r_items, r_t = items[risky], t[risky]
     for k in range(MAX_STOCKOUTS):
-        ok &= ~((catalog.item_oos_start[items, k] <= t) & (t < catalog.item_oos_end[items, k]))
+        out = (catalog.item_oos_start[r_items, k] <= r_t) & (r_t < catalog.item_oos_end[r_items, k])
+        ok[risky[out]] = False
     return ok
 
 

@@ -3,10 +3,10 @@
 The truth model (all parameters in `TRUTH_PARAMS`, saved with the truth):
 
 * **Utility** of item i for user u at time t, region g, with session intent s is a sum of
-  item quality (right-skewed: a long tail) + category taste (3.0 x weight of a favourite leaf
+  item quality (2.5 x (Beta(2, 5) - 2/7): right-skewed, bounded) + category taste (3.0 x weight of a favourite leaf
   that is the item's leaf, 1.0 x weight of a favourite whose parent is the item's parent, + 1.0 x
   the user's affinity for the item's vertical; weights drift over the period) + brand loyalty
-  (if the brand is one of the user's two favourites) + price fit (-0.4 x d^2, d = log price
+  (0-1.2, if the brand is one of the user's two favourites) + price fit (-0.4 x d^2, d = log price
   minus the user's preferred log price for that category) + context (hour x vertical and
   day-of-week x vertical effects, region x category boosts: "trending near you") + session
   intent (+1.5 same leaf, +0.5 same parent) + staples (+2.0 for items the user rebuys) + a small
@@ -50,20 +50,20 @@ from shelfrank.simulate.scales import CONSUMABLE_VERTICALS, SURFACES, ScaleSpec
 from shelfrank.simulate.users import N_FAVOURITES, Users, current_weights, region_names
 
 TRUTH_PARAMS: dict[str, float] = {
-    "click_base": -3.6,
-    "taste_leaf": 3.0,
+    "click_base": -3.2,
+    "taste_leaf": 2.2,
     "taste_mid": 1.0,
-    "taste_vertical": 1.0,
+    "taste_vertical": 0.7,
     "price_fit_click": -0.4,
     "intent_leaf": 1.5,
     "intent_mid": 0.5,
-    "staple_click": 2.0,
+    "staple_click": 1.3,
     "latent": 0.35,
-    "clickbait_click": 1.8,
+    "clickbait_click": 1.4,
     "no_image_click": -0.7,
     "novelty": 0.3,
     "novelty_days": 7.0,
-    "cart_base": -2.1,
+    "cart_base": -1.5,
     "cart_quality": 0.4,
     "cart_taste": 0.5,
     "cart_brand": 0.5,
@@ -72,7 +72,7 @@ TRUTH_PARAMS: dict[str, float] = {
     "cart_clickbait": -2.5,
     "cart_member": 0.3,
     "cart_intent": 0.3,
-    "purchase_base": -0.4,
+    "purchase_base": 0.0,
     "purchase_quality": 0.3,
     "purchase_sensitivity": 0.5,
     "purchase_clickbait": -1.0,
