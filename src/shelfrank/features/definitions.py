@@ -271,7 +271,6 @@ def _bought_before(c: Counter) -> Formula:
 _BOUGHT = _counter("user_item", "sum", ("purchase",))
 _SESSION_CLICKS = _counter("session", "sum", ("click",))
 _SESSION_CARTS = _counter("session", "sum", ("add_to_cart",))
-_SESSION_IMPRESSIONS = _counter("session", "sum", ("impression",))
 
 
 def _user_counts() -> list[Feature]:
@@ -359,7 +358,6 @@ def _feature_list() -> tuple[Feature, ...]:
             Feature(name, "session", "count", desc, (c.name,), (lambda cn: lambda x, v: x[cn])(c.name),
                     counters=(c,), events=c.event_types)
             for name, c, desc in (
-                ("session_impressions", _SESSION_IMPRESSIONS, "Impressions earlier in this session."),
                 ("session_clicks", _SESSION_CLICKS, "Clicks earlier in this session."),
                 ("session_carts", _SESSION_CARTS, "Add-to-carts earlier in this session."),
             )

@@ -83,11 +83,14 @@ class OfflineFeatures:
         self._load_examples(examples)
         t0 = self._time_anchor()
         self._load_examination_curve()
-        con.execute(_EVENT_VIEW)
+        rows, positions = self._curve_shape
+        con.execute(_EVENT_VIEW.format(t=_T.format(col="e.ts"), max_row=rows - 1, max_position=positions - 1))
         inputs: dict[str, np.ndarray] = {}
         for stream, counters in self.space.counters.items():
             inputs.update(self._read_stream(stream, counters, t0, n))
         inputs.update(self._read_attributes(n))
+        con.execute("DROP TABLE IF EXISTS _sr_ev")
+        con.execute("DROP TABLE IF EXISTS _sr_ex")
         return inputs
 
     # --- steps ---------------------------------------------------------------------------
@@ -132,48 +135,53 @@ class OfflineFeatures:
         self._curve_shape = curve.shape
 
     def _read_stream(self, stream: str, counters: Sequence[Counter], t0: float, n: int) -> dict[str, np.ndarray]:
+        """Read one stream's counters at each example's time.
+
+        Impression counters get their own running table: a window aggregate costs per row it runs
+        over, most rows are impressions, and click / cart / purchase counters do not need them.
+        Each extra table costs an ASOF join, so the other counters share one table.
+        """
         keys = STREAM_KEYS[stream]
-        events = sorted({e for c in counters for e in c.event_types})
-        event_list = ", ".join(f"'{e}'" for e in events)
         not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-        per_time, running, reads = [], [], []
-        for j, c in enumerate(counters):
-            cond = "event_type IN (" + ", ".join(f"'{e}'" for e in c.event_types) + ")"
-            weight = {"one": "1.0", "examination": "exam_w", "log_price": "coalesce(log_price, 0.0)"}[c.weight]
-            if c.aggregate == "decayed_sum":
-                per_time.append(f"sum(CASE WHEN {cond} THEN {weight} * exp((t - {t0!r}) * {c.decay_rate!r}) "
-                                f"ELSE 0.0 END) AS c{j}")
-                running.append(f"sum(c{j}) OVER w AS c{j}")
-                reads.append(f"coalesce(k.c{j} * exp(-(ex.t - {t0!r}) * {c.decay_rate!r}), 0.0) AS c{j}")
-            elif c.aggregate == "sum":
-                per_time.append(f"sum(CASE WHEN {cond} THEN {weight} ELSE 0.0 END) AS c{j}")
-                running.append(f"sum(c{j}) OVER w AS c{j}")
-                reads.append(f"coalesce(k.c{j}, 0.0) AS c{j}")
-            else:  # last_time
-                per_time.append(f"max(CASE WHEN {cond} THEN t END) AS c{j}")
-                running.append(f"max(c{j}) OVER w AS c{j}")
-                reads.append(f"k.c{j} AS c{j}")
         key_cols = ", ".join(keys)
-        self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _sr_k AS
-            WITH per_time AS (
-                SELECT {key_cols}, t, {", ".join(per_time)}
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for j, c in enumerate(counters):
+            groups.setdefault(("impression",) if c.event_types == ("impression",) else (), []).append(j)
+        joins, reads = [], []
+        for g, members in enumerate(groups.values()):
+            event_types = sorted({e for j in members for e in counters[j].event_types})
+            event_list = ", ".join(f"'{e}'" for e in event_types)
+            running = []
+            for j in members:
+                c = counters[j]
+                cond = "event_type IN (" + ", ".join(f"'{e}'" for e in c.event_types) + ")"
+                weight = {"one": "1.0", "examination": "exam_w", "log_price": "coalesce(log_price, 0.0)"}[c.weight]
+                if c.aggregate == "decayed_sum":
+                    running.append(f"sum(CASE WHEN {cond} THEN {weight} * exp((t - {t0!r}) * {c.decay_rate!r}) "
+                                   f"ELSE 0.0 END) OVER w AS c{j}")
+                    reads.append(f"coalesce(k{g}.c{j} * exp(-(ex.t - {t0!r}) * {c.decay_rate!r}), 0.0) AS c{j}")
+                elif c.aggregate == "sum":
+                    running.append(f"sum(CASE WHEN {cond} THEN {weight} ELSE 0.0 END) OVER w AS c{j}")
+                    reads.append(f"coalesce(k{g}.c{j}, 0.0) AS c{j}")
+                else:  # last_time
+                    running.append(f"max(CASE WHEN {cond} THEN t END) OVER w AS c{j}")
+                    reads.append(f"k{g}.c{j} AS c{j}")
+            # RANGE framing (the default with ORDER BY) gives rows tied in time the same running
+            # value, so whichever of them the ASOF join picks holds every event at that time.
+            self.con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE _sr_k{g} AS
+                SELECT {key_cols}, t, {", ".join(running)}
                 FROM _sr_ev WHERE event_type IN ({event_list}) AND {not_null}
-                GROUP BY {key_cols}, t
-            )
-            SELECT {key_cols}, t, {", ".join(running)}
-            FROM per_time
-            WINDOW w AS (PARTITION BY {key_cols} ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-        """)
-        on = " AND ".join(f"ex.{k} = k.{k}" for k in keys)
-        result = self.con.sql(f"""
-            SELECT {", ".join(reads)}
-            FROM _sr_ex ex ASOF LEFT JOIN _sr_k k ON {on} AND ex.t > k.t
-            ORDER BY ex._row
-        """).to_arrow_table()
-        self.con.execute("DROP TABLE _sr_k")
+                WINDOW w AS (PARTITION BY {key_cols} ORDER BY t)
+            """)
+            on = " AND ".join(f"ex.{k} = k{g}.{k}" for k in keys)
+            joins.append(f"ASOF LEFT JOIN _sr_k{g} k{g} ON {on} AND ex.t > k{g}.t")
+        result = self.con.sql(f"SELECT ex._row, {', '.join(reads)} FROM _sr_ex ex {' '.join(joins)}").to_arrow_table()
+        for g in range(len(groups)):
+            self.con.execute(f"DROP TABLE _sr_k{g}")
         assert result.num_rows == n
-        return {c.name: _floats(result.column(f"c{j}")) for j, c in enumerate(counters)}
+        order = np.argsort(result.column("_row").to_numpy())
+        return {c.name: _floats(result.column(f"c{j}"))[order] for j, c in enumerate(counters)}
 
     def _read_attributes(self, n: int) -> dict[str, np.ndarray]:
         has_inventory = self._has_table("inventory")
@@ -221,8 +229,8 @@ class OfflineFeatures:
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0])
 
 
-_EVENT_VIEW_TEMPLATE = """
-    CREATE OR REPLACE TEMP VIEW _sr_ev AS
+_EVENT_VIEW = """
+    CREATE OR REPLACE TEMP TABLE _sr_ev AS
     SELECT e.user_id, e.item_id, e.session_id, {t} AS t, e.event_type,
            i.vertical, i.category_id, i.brand,
            CASE WHEN i.price > 0 THEN ln(i.price) END AS log_price,
@@ -230,10 +238,9 @@ _EVENT_VIEW_TEMPLATE = """
     FROM events e
     LEFT JOIN items i ON i.item_id = e.item_id
     LEFT JOIN _sr_exam x
-        ON x.row_i = least(greatest(coalesce(e.row, 0), 0), (SELECT max(row_i) FROM _sr_exam))
-       AND x.pos_i = least(greatest(coalesce(e.position, 0), 0), (SELECT max(pos_i) FROM _sr_exam))
+        ON x.row_i = least(greatest(coalesce(e.row, 0), 0), {max_row})
+       AND x.pos_i = least(greatest(coalesce(e.position, 0), 0), {max_position})
 """
-_EVENT_VIEW = _EVENT_VIEW_TEMPLATE.format(t=_T.format(col="e.ts"))
 
 
 def _floats(col: pa.ChunkedArray) -> np.ndarray:
