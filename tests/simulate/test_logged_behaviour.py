@@ -149,3 +149,54 @@ def test_users_click_their_favourite_categories_more(tiny: TinyStore) -> None:
     ctr_fav = clicked[favourite].sum() / max((~clicked.astype(bool) & favourite).sum(), 1)
     ctr_other = clicked[~favourite].sum() / max((~clicked.astype(bool) & ~favourite).sum(), 1)
     assert ctr_fav > 2 * ctr_other
+
+
+def test_staples_are_bought_again_mostly_in_consumable_verticals(tiny: TinyStore) -> None:
+    repeat_share = dict(tiny.con.execute("""
+        WITH bought AS (SELECT e.user_id, e.item_id, i.vertical, count(*) AS n FROM events e
+                        JOIN items i USING (item_id) WHERE e.event_type = 'purchase' GROUP BY ALL)
+        SELECT vertical IN ('groceries', 'beauty', 'pets') AS consumable, avg((n >= 2)::INT) FROM bought
+        GROUP BY 1""").fetchall())
+    assert repeat_share[True] > 0.05
+    assert repeat_share[False] == 0  # durable items are bought once
+
+
+def test_groceries_are_clicked_more_in_the_morning_than_at_night(tiny: TinyStore) -> None:
+    morning, evening = tiny.con.execute("""
+        SELECT avg((event_type = 'click')::INT) FILTER (WHERE hour(ts) BETWEEN 7 AND 10),
+               avg((event_type = 'click')::INT) FILTER (WHERE hour(ts) BETWEEN 18 AND 22)
+        FROM events JOIN items USING (item_id)
+        WHERE items.vertical = 'groceries' AND event_type IN ('impression', 'click')""").fetchone()
+    assert morning > 1.15 * evening
+
+
+def test_categories_trending_in_a_region_are_clicked_more_there(tiny: TinyStore) -> None:
+    boost = tiny.truth.context.region_category
+    d = tiny.con.execute("""
+        SELECT CAST(substr(location, 2) AS INTEGER) - 1 AS region, CAST(substr(category_id, 2) AS INTEGER) AS c,
+               (event_type = 'click')::INT AS clicked
+        FROM events JOIN items USING (item_id) WHERE event_type IN ('impression', 'click')""").fetchnumpy()
+    region, c, clicked = (np.asarray(d[k]) for k in ("region", "c", "clicked"))
+    boosted = boost[region, c] > 0.5
+    # The same categories, elsewhere: clicks per impression.
+    trending = np.isin(c, np.unique(c[boosted]))
+    here = clicked[boosted].sum() / max((boosted & (clicked == 0)).sum(), 1)
+    elsewhere = clicked[trending & ~boosted].sum() / max((trending & ~boosted & (clicked == 0)).sum(), 1)
+    assert here > 1.5 * elsewhere
+
+
+def test_taste_drifts_towards_a_new_category(tiny: TinyStore) -> None:
+    users, spec = tiny.truth.users, SCALES["tiny"]
+    d = tiny.con.execute("""
+        SELECT CAST(substr(user_id, 2) AS INTEGER) AS u, CAST(substr(category_id, 2) AS INTEGER) AS c,
+               epoch(ts) - epoch(?::TIMESTAMPTZ) AS t, (event_type = 'click')::INT AS clicked
+        FROM events JOIN items USING (item_id) WHERE event_type IN ('impression', 'click')""",
+                         [spec.start]).fetchnumpy()
+    u, c, t, clicked = (np.asarray(d[k]) for k in ("u", "c", "t", "clicked"))
+    # Clicks per impression of the category each drifting user drifts to, before and after.
+    sel = np.isfinite(users.drift_t[u]) & (c == users.fav_leaf[u, -1])
+    after = t[sel] >= users.drift_t[u[sel]]
+    ck = clicked[sel]
+    ctr_before = ck[~after].sum() / max((~after & (ck == 0)).sum(), 1)
+    ctr_after = ck[after].sum() / max((after & (ck == 0)).sum(), 1)
+    assert ctr_after > 1.3 * ctr_before

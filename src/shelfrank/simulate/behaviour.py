@@ -92,6 +92,9 @@ def respond(truth: GroundTruth, req: Requests, pages: Pages, first_request: int,
     a = c[carted]
     buy_t = cart_t[carted] + 30 + np.minimum(rng.exponential(300, len(a)), 1800)
     bought = (rng.random(len(a)) < p_purchase[clicked][carted]) & in_stock_at(cat, item[a], buy_t)
+    # Nobody buys the same durable item twice: later repeats stay in the cart.
+    repeat = truth.record_purchases(req.user[req_of[a[bought]]], item[a[bought]], buy_t[bought])
+    bought[np.flatnonzero(bought)[repeat]] = False
     b = a[bought]
     q_p = np.where(truth.mean_quantity(item[b]) > 1.3, p["quantity_p_consumable"], p["quantity_p_other"])
     quantity = rng.geometric(q_p)

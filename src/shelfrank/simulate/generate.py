@@ -85,7 +85,6 @@ def simulate(scale: str | ScaleSpec, seed: int, out_dir: Path, progress: Progres
             counts[name] = table.num_rows
         advance(1)
         requests = build_requests(spec, catalog, users, streams[4])
-        truth.save(out_dir / "truth")
         advance(1)
 
     strings = _IdStrings(spec, catalog.category_name, catalog.n_items, users.n_users, cols.ids)
@@ -109,6 +108,7 @@ def simulate(scale: str | ScaleSpec, seed: int, out_dir: Path, progress: Progres
             writer.write(strings.table(events, writer.rows_written))
             advance(1)
     writer.close()
+    truth.save(out_dir / "truth")  # after the events: it holds who owns what
 
     counts["events"] = int(tally.sum())
     for k, name in enumerate(EVENT_TYPES):

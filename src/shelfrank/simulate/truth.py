@@ -21,6 +21,9 @@ The truth model (all parameters in `TRUTH_PARAMS`, saved with the truth):
 * **P(purchase | cart)** = sigmoid(-0.4 + 0.3 quality - 0.5 sensitivity x max(d, 0)
   - 1.0 clickbait + 0.4 member + 0.8 staple). Units bought are geometric, mean 1.67 in
   consumable verticals and 1.09 elsewhere.
+* **Ownership**: once a user bought an item outside the consumable verticals (groceries,
+  beauty, pets), P(click | examined) of that item for them is x 0.3 and P(cart | click) is 0
+  from then on; the truth remembers these first purchases (`owned_key`, `owned_t`).
 * All three are 0 for an item out of stock at that time or not yet created.
 * **Examination** P(examined | row, position) = row curve x column curve, with row curve
   1 / (1 + a row) and column curve exp(-b position); web a=0.25, b=0.22; ios/android
@@ -78,6 +81,7 @@ TRUTH_PARAMS: dict[str, float] = {
     "purchase_clickbait": -1.0,
     "purchase_member": 0.4,
     "purchase_staple": 0.8,
+    "owned_click": 0.3,
     "satiation_category": 0.75,
     "satiation_brand": 0.9,
     "satiation_same_row": 0.97,
@@ -163,6 +167,11 @@ class GroundTruth:
         p = self.params
         self._mean_quantity = np.full(spec.n_verticals, 1 / p["quantity_p_other"])
         self._mean_quantity[consumable] = 1 / p["quantity_p_consumable"]
+        self._consumable = np.isin(np.arange(spec.n_verticals), consumable)
+        # First purchase of each (user, item) outside the consumable verticals, sorted by key
+        # user * n_items + item: owners do not buy the same durable item again.
+        self.owned_key = np.empty(0, dtype=np.int64)
+        self.owned_t = np.empty(0, dtype=np.float64)
 
     # ---------- vectorized core (used by the event generator too) ----------
 
@@ -220,9 +229,37 @@ class GroundTruth:
         purchase = _sigmoid(p["purchase_base"] + p["purchase_quality"] * quality
                             - p["purchase_sensitivity"] * sens * over + p["purchase_clickbait"] * clickbait
                             + p["purchase_member"] * member + p["purchase_staple"] * staple)
+        owned = self._owned(u, i, t)
+        click = click * np.where(owned, p["owned_click"], 1.0)
+        cart = cart * ~owned
         available = in_stock_at(cat, i, t)
         return ((click * available).astype(np.float64), (cart * available).astype(np.float64),
                 (purchase * available).astype(np.float64))
+
+    def _owned(self, u: np.ndarray, i: np.ndarray, t: np.ndarray) -> np.ndarray:
+        if len(self.owned_key) == 0:
+            return np.zeros(len(i), dtype=bool)
+        key = np.asarray(u, dtype=np.int64) * self.catalog.n_items + i
+        at = np.minimum(np.searchsorted(self.owned_key, key), len(self.owned_key) - 1)
+        return (self.owned_key[at] == key) & (self.owned_t[at] <= t)
+
+    def record_purchases(self, u: np.ndarray, i: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Remember durable purchases (the simulator calls this as it goes). Returns which of
+        the given purchases are repeats of a durable item already bought (earlier or in this
+        batch): those do not happen."""
+        key = np.asarray(u, dtype=np.int64) * self.catalog.n_items + i
+        durable = ~self._consumable[self.catalog.item_vertical[i]]
+        repeat = self._owned(u, i, np.asarray(t, dtype=np.float64)) & durable
+        order = np.lexsort((t, key))
+        first_in_batch = np.ones(len(key), dtype=bool)
+        first_in_batch[order[1:]] = key[order[1:]] != key[order[:-1]]
+        repeat |= durable & ~first_in_batch
+        new = durable & ~repeat
+        keys = np.concatenate([self.owned_key, key[new]])
+        times = np.concatenate([self.owned_t, np.asarray(t, dtype=np.float64)[new]])
+        order = np.argsort(keys, kind="stable")
+        self.owned_key, self.owned_t = keys[order], times[order]
+        return repeat
 
     def row_curve(self, rows: np.ndarray, mobile: np.ndarray | bool) -> np.ndarray:
         a = np.where(mobile, self.params["row_decay_mobile"], self.params["row_decay_web"])
@@ -386,6 +423,8 @@ class GroundTruth:
                 "brand_name": self.catalog.brand_name, "max_stockouts": MAX_STOCKOUTS,
                 "n_favourites": N_FAVOURITES}
         (path / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        np.save(path / "owned_key.npy", self.owned_key, allow_pickle=False)
+        np.save(path / "owned_t.npy", self.owned_t, allow_pickle=False)
 
     @classmethod
     def load(cls, path: Path) -> GroundTruth:
@@ -403,8 +442,11 @@ class GroundTruth:
 
         catalog = Catalog(category_name=meta["category_name"], brand_name=meta["brand_name"],
                           **arrays("catalog", Catalog))
-        return cls(spec, catalog, Users(**arrays("users", Users)), Context(**arrays("context", Context)),
-                   meta["params"])
+        truth = cls(spec, catalog, Users(**arrays("users", Users)), Context(**arrays("context", Context)),
+                    meta["params"])
+        truth.owned_key = np.load(path / "owned_key.npy")
+        truth.owned_t = np.load(path / "owned_t.npy")
+        return truth
 
 
 def _parse(value: str, prefix: str) -> int | None:

@@ -77,7 +77,7 @@ def build_users(spec: ScaleSpec, cat: Catalog, rng: np.random.Generator) -> User
     fav_weight[:, :N_FAVOURITES] = rng.dirichlet(np.full(N_FAVOURITES, 0.8), n)
     drifts = rng.random(n) < 0.4
     drift_t = np.where(drifts, rng.uniform(0.2, 0.8, n) * spec.period_seconds, np.inf)
-    drift_share = rng.uniform(0.3, 0.6, n).astype(np.float32)
+    drift_share = rng.uniform(0.4, 0.7, n).astype(np.float32)
 
     # Favourite brands: popular brands of the verticals of the two first favourite leaves.
     fav_brand = np.empty((n, 2), dtype=np.int32)
