@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -82,7 +83,7 @@ class Counter:
     weight: Weight = "one"
     half_life_days: float | None = None  # decayed_sum only
 
-    @property
+    @cached_property
     def name(self) -> str:
         """The input name, e.g. ``item.click@7d`` or ``user_category.last_engagement``."""
         events = "engagement" if self.event_types == ENGAGEMENT else "+".join(self.event_types)
@@ -383,9 +384,14 @@ def counters_of(features: tuple[Feature, ...] = FEATURES) -> dict[str, tuple[Cou
     return {stream: tuple(cs.values()) for stream, cs in by_stream.items()}
 
 
-def feature_matrix(features: tuple[Feature, ...], inputs: Inputs, vocabularies: Vocabularies) -> np.ndarray:
-    """Apply every feature's formula: one row per example, columns in declaration order."""
-    n = len(inputs["context.t"])
+def feature_matrix(features: tuple[Feature, ...], inputs: Inputs, vocabularies: Vocabularies,
+                   rows: int | None = None) -> np.ndarray:
+    """Apply every feature's formula: one row per example, columns in declaration order.
+
+    Inputs that are the same for every row (the user's, the context's) may be length-1 arrays:
+    formulas broadcast them, so online they are computed once per request, not once per item.
+    """
+    n = max(len(v) for v in inputs.values()) if rows is None else rows
     out = np.empty((n, len(features)), dtype=np.float64)
     for j, feature in enumerate(features):
         out[:, j] = feature.compute(inputs, vocabularies)
@@ -411,8 +417,8 @@ class FeatureSpace:
     def counters(self) -> dict[str, tuple[Counter, ...]]:
         return counters_of(self.features)
 
-    def matrix(self, inputs: Inputs) -> np.ndarray:
-        return feature_matrix(self.features, inputs, self.vocabularies)
+    def matrix(self, inputs: Inputs, rows: int | None = None) -> np.ndarray:
+        return feature_matrix(self.features, inputs, self.vocabularies, rows)
 
 
 def _default_curve() -> np.ndarray:

@@ -3,9 +3,11 @@
 The state keeps, for every counter the feature declarations need, a running value per key:
 a decayed sum is stored as (value at its anchor time, anchor time), so adding an event and
 reading at any later time are O(1) per key and exact. Item counters live in numpy arrays
-indexed by the catalog's item index; per-user counters live in a dict of small arrays (one
-block per user: the user's totals, and sorted-key blocks for the user x vertical / category /
-brand / item streams and the current session).
+indexed by the catalog's item index; users get a dense code (a dict from id to code) that
+indexes the user totals and the current-session counters; the user x vertical / category /
+brand / item counters are tables keyed by (user code, attribute code), kept sorted, so a
+request finds the rows of all its items with one binary search and an update is vectorized
+over the whole batch (no per-event Python).
 
 ``get`` answers one request for many items at once, vectorized over the items, and returns the
 same columns as ``OfflineFeatures`` (``definitions.FEATURES`` order). A Redis-backed state will
@@ -18,7 +20,6 @@ the events before ts; offline, that is exactly "events strictly before ts" (the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -78,6 +79,7 @@ class CounterTable:
     """
 
     def __init__(self, counters: Sequence[Counter], rows: int = 0) -> None:
+        self.counters = tuple(counters)
         self.rates = np.array([c.decay_rate for c in counters], dtype=np.float64)
         self.is_last = np.array([c.aggregate == "last_time" for c in counters], dtype=bool)
         self.values = np.zeros((rows, len(counters)), dtype=np.float64)
@@ -96,6 +98,10 @@ class CounterTable:
         block[:, self.is_last] = -np.inf
         self.values = np.concatenate([self.values, block])
         self.anchor = np.concatenate([self.anchor, np.full(extra, -np.inf)])
+
+    def reset(self, rows: np.ndarray) -> None:
+        self.values[rows] = np.where(self.is_last, -np.inf, 0.0)
+        self.anchor[rows] = -np.inf
 
     def insert(self, at: np.ndarray) -> None:
         """Insert empty rows before the given positions (keeps a sorted key index aligned)."""
@@ -128,14 +134,24 @@ class CounterTable:
     def read(self, rows: np.ndarray, t: float) -> np.ndarray:
         """Values at time t; rows < 0 (unknown keys) read as no events: 0, and NaN for last times."""
         known = rows >= 0
+        if self.rows == 0:
+            out = np.zeros((len(rows), len(self.rates)))
+            out[:, self.is_last] = np.nan
+            return out
         safe = np.where(known, rows, 0)
-        out = self.values[safe] if self.rows else np.zeros((len(rows), len(self.rates)))
-        anchor = self.anchor[safe] if self.rows else np.zeros(len(rows))
-        gap = np.where(np.isfinite(anchor), t - anchor, 0.0)
-        out = out * np.exp(-gap[:, None] * np.where(self.is_last, 0.0, self.rates)[None, :])
-        out[~known] = 0.0
-        out[:, self.is_last] = np.where(known[:, None] & np.isfinite(out[:, self.is_last]),
-                                        out[:, self.is_last], np.nan)
+        out = self.values[safe]
+        decays = self.rates > 0
+        if decays.any():
+            gap = t - self.anchor[safe]
+            gap[~np.isfinite(gap)] = 0.0
+            out[:, decays] *= np.exp(-np.outer(gap, self.rates[decays]))
+        if not known.all():
+            out[~known] = 0.0
+            out[np.ix_(~known, self.is_last)] = -np.inf
+        if self.is_last.any():
+            last = out[:, self.is_last]
+            last[np.isinf(last)] = np.nan
+            out[:, self.is_last] = last
         return out
 
 
@@ -164,14 +180,6 @@ class KeyedCounters:
         return self.table.read(self.rows_of(keys), t)
 
 
-@dataclass
-class _UserState:
-    totals: CounterTable
-    by_key: dict[str, KeyedCounters] = field(default_factory=dict)
-    session_id: str | None = None
-    session: CounterTable | None = None
-
-
 class InMemoryFeatureState:
     """The in-process online state. ``update`` with events, ``get`` a feature matrix."""
 
@@ -181,7 +189,16 @@ class InMemoryFeatureState:
         self._load_catalog(items)
         self._load_users(users)
         self.items = CounterTable(self.counters.get("item", ()), rows=len(self.item_ids))
-        self.users: dict[str, _UserState] = {}
+        # Users get a dense code in arrival order; user-keyed counters are tables addressed by it.
+        self.user_codes: dict[str, int] = {}
+        self.user_totals = CounterTable(self.counters.get("user", ()))
+        # user x (vertical | category | brand | item): one table per stream, keyed by
+        # (user code << 32) | attribute code, kept sorted so a request finds its rows by binary search.
+        self.user_keyed = {s: KeyedCounters(cs) for s, cs in self.counters.items()
+                           if s not in ("user", "item", "session")}
+        # The session stream keeps only each user's current session.
+        self.current_session: list[str] = []
+        self.sessions = CounterTable(self.counters.get("session", ()))
 
     # --- catalog and profiles ---------------------------------------------------------
 
@@ -237,21 +254,51 @@ class InMemoryFeatureState:
     # --- updates ----------------------------------------------------------------------
 
     def update(self, events: pa.Table) -> None:
-        """Apply a batch of events (the events contract's columns)."""
+        """Apply a batch of events (the events contract's columns), vectorized over the batch."""
         if events.num_rows == 0:
             return
         ev = self._event_arrays(events)
         if "item" in self.counters:
-            contributions = self._contributions(self.counters["item"], ev)
-            keep = (ev["item"] >= 0) & _matches(self.counters["item"], ev)
-            if keep.any():
-                self.items.add(ev["item"][keep], ev["t"][keep], contributions[keep])
-        users, inverse = np.unique(ev["user"], return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.searchsorted(inverse[order], np.arange(len(users) + 1))
-        for u, user_id in enumerate(users):  # one pass per user in the batch, vectorized inside
-            sel = order[bounds[u]:bounds[u + 1]]
-            self._update_user(str(user_id), {k: v[sel] for k, v in ev.items()})
+            self._add(self.items, self.counters["item"], ev, ev["item"])
+        if "user" in self.counters:
+            self._add(self.user_totals, self.counters["user"], ev, ev["user_code"])
+        for stream, keyed in self.user_keyed.items():
+            attribute = STREAM_ITEM_ATTRIBUTE.get(stream)
+            code = ev["item"] if attribute is None else ev[attribute]
+            key = np.where(code >= 0, (ev["user_code"] << 32) | np.maximum(code, 0), -1)
+            self._add(keyed, keyed.table.counters, ev, key)
+        if "session" in self.counters:
+            self._update_sessions(ev)
+
+    def _add(self, table: CounterTable | KeyedCounters, counters: Sequence[Counter],
+             ev: Mapping[str, np.ndarray], key: np.ndarray) -> None:
+        keep = (key >= 0) & _matches(counters, ev)
+        if keep.any():
+            table.add(key[keep], ev["t"][keep], self._contributions(counters, ev, keep))
+
+    def _user_code(self, users: np.ndarray) -> np.ndarray:
+        """Dense codes for user ids; new users get the next codes (one dict lookup per distinct user)."""
+        uniques, inverse = np.unique(users, return_inverse=True)
+        codes = np.fromiter((self.user_codes.setdefault(str(u), len(self.user_codes)) for u in uniques),
+                            dtype=np.int64, count=len(uniques))
+        n = len(self.user_codes)
+        self.user_totals.grow(n)
+        self.sessions.grow(n)
+        self.current_session.extend([""] * (n - len(self.current_session)))
+        return codes[inverse]
+
+    def _update_sessions(self, ev: Mapping[str, np.ndarray]) -> None:
+        """A user's current session is the session of their newest event; a new one starts from zero."""
+        order = np.lexsort((ev["t"], ev["user_code"]))
+        users = ev["user_code"][order]
+        last = np.r_[users[1:] != users[:-1], True]
+        for code, session in zip(users[last], ev["session"][order][last], strict=True):  # per user, not event
+            if self.current_session[code] != session:
+                self.current_session[code] = str(session)
+                self.sessions.reset(np.array([code]))
+        current = np.asarray(self.current_session, dtype=object)[ev["user_code"]].astype(str)
+        key = np.where(ev["session"] == current, ev["user_code"], -1)
+        self._add(self.sessions, self.counters["session"], ev, key)
 
     def update_inventory(self, inventory: pa.Table) -> None:
         """Apply inventory / price updates (the inventory contract's columns)."""
@@ -277,8 +324,8 @@ class InMemoryFeatureState:
             return pc.fill_null(events.column(name), 0).to_numpy(zero_copy_only=False).astype(np.int64)
 
         ev = {
+            "user_code": self._user_code(_strings(events.column("user_id"))),
             "t": _timestamps(events.column("ts")),
-            "user": _strings(events.column("user_id")),
             "type": _strings(events.column("event_type")),
             "session": _strings(events.column("session_id")),
             "item": item,
@@ -289,76 +336,37 @@ class InMemoryFeatureState:
             ev[attr] = np.where(known, codes[np.where(known, item, 0)], -1)
         return ev
 
-    def _contributions(self, counters: Sequence[Counter], ev: Mapping[str, np.ndarray]) -> np.ndarray:
-        out = np.zeros((len(ev["t"]), len(counters)))
+    def _contributions(self, counters: Sequence[Counter], ev: Mapping[str, np.ndarray],
+                       keep: np.ndarray) -> np.ndarray:
+        types = ev["type"][keep]
+        out = np.zeros((len(types), len(counters)))
         for j, c in enumerate(counters):
-            match = np.isin(ev["type"], c.event_types)
+            match = np.isin(types, c.event_types)
             if c.aggregate == "last_time":
-                out[:, j] = np.where(match, ev["t"], -np.inf)
+                out[:, j] = np.where(match, ev["t"][keep], -np.inf)
             else:
-                weight = {"one": 1.0, "examination": ev["exam"], "log_price": ev["log_price"]}[c.weight]
+                weight = {"one": 1.0, "examination": ev["exam"][keep], "log_price": ev["log_price"][keep]}[c.weight]
                 out[:, j] = np.where(match, weight, 0.0)
         return out
-
-    def _update_user(self, user_id: str, ev: Mapping[str, np.ndarray]) -> None:
-        state = self.users.get(user_id)
-        if state is None:
-            state = _UserState(totals=CounterTable(self.counters.get("user", ()), rows=1))
-            self.users[user_id] = state
-        if "user" in self.counters:
-            keep = _matches(self.counters["user"], ev)
-            if keep.any():
-                c = self._contributions(self.counters["user"], ev)[keep]
-                state.totals.add(np.zeros(int(keep.sum()), dtype=np.int64), ev["t"][keep], c)
-        for stream, counters in self.counters.items():
-            key = self._stream_key(stream, ev)
-            if key is None:
-                continue
-            keep = (key >= 0) & _matches(counters, ev)
-            if not keep.any():
-                continue
-            keyed = state.by_key.setdefault(stream, KeyedCounters(counters))
-            keyed.add(key[keep], ev["t"][keep], self._contributions(counters, ev)[keep])
-        if "session" in self.counters:
-            self._update_session(state, ev)
-
-    def _stream_key(self, stream: str, ev: Mapping[str, np.ndarray]) -> np.ndarray | None:
-        if stream == "user_item":
-            return ev["item"]
-        attribute = STREAM_ITEM_ATTRIBUTE.get(stream)
-        return None if attribute is None else ev[attribute]
-
-    def _update_session(self, state: _UserState, ev: Mapping[str, np.ndarray]) -> None:
-        """Keep only the user's current session: the session of the newest event seen."""
-        counters = self.counters["session"]
-        newest = int(np.argmax(ev["t"]))
-        session_id = str(ev["session"][newest])
-        if state.session is None or session_id != state.session_id:
-            state.session_id, state.session = session_id, CounterTable(counters, rows=1)
-        keep = (ev["session"] == session_id) & _matches(counters, ev)
-        if keep.any():
-            state.session.add(np.zeros(int(keep.sum()), dtype=np.int64), ev["t"][keep],
-                              self._contributions(counters, ev)[keep])
 
     # --- reads ------------------------------------------------------------------------
 
     def get(self, user_id: str, item_ids: Sequence[str] | np.ndarray, ts: datetime | float,
             context: Mapping[str, str | None] | None = None) -> np.ndarray:
         """The feature matrix for one user and many items at ts: rows = items, columns = features."""
-        return self.space.matrix(self.inputs(user_id, item_ids, ts, context))
+        return self.space.matrix(self.inputs(user_id, item_ids, ts, context), rows=len(item_ids))
 
     def inputs(self, user_id: str, item_ids: Sequence[str] | np.ndarray, ts: datetime | float,
                context: Mapping[str, str | None] | None = None) -> dict[str, np.ndarray]:
         context = context or {}
         t = seconds(ts)
         item = self.item_index(item_ids)
-        n = len(item)
         known = item >= 0
         safe = np.where(known, item, 0)
-        state = self.users.get(user_id)
+        code = self.user_codes.get(user_id, -1)
         inputs: dict[str, np.ndarray] = {}
         for stream, counters in self.counters.items():
-            values = self._read_stream(stream, counters, state, item, t, str(context.get("session_id") or ""))
+            values = self._read_stream(stream, code, item, t, str(context.get("session_id") or ""))
             for j, c in enumerate(counters):
                 inputs[c.name] = values[:, j]
 
@@ -369,11 +377,11 @@ class InMemoryFeatureState:
         stock_now = np.where(np.isnan(self.stock_now), self.catalog_in_stock, self.stock_now)
         location, subscription = self.profiles.get(user_id, ("", ""))
         inputs.update({
-            "context.t": np.full(n, t),
-            "context.surface": np.full(n, context.get("surface") or "", dtype=object).astype(str),
-            "context.location": np.full(n, context.get("location") or "", dtype=object).astype(str),
-            "user.location": np.full(n, location, dtype=object).astype(str),
-            "user.subscription": np.full(n, subscription, dtype=object).astype(str),
+            "context.t": np.array([t]),
+            "context.surface": np.array([str(context.get("surface") or "")]),
+            "context.location": np.array([str(context.get("location") or "")]),
+            "user.location": np.array([location]),
+            "user.subscription": np.array([subscription]),
             "item.price": per_item(price_now),
             "item.category_median_price": per_item(self.category_median_price),
             "item.has_image": per_item(self.has_image),
@@ -382,26 +390,19 @@ class InMemoryFeatureState:
         })
         return inputs
 
-    def _read_stream(self, stream: str, counters: Sequence[Counter], state: _UserState | None,
-                     item: np.ndarray, t: float, session_id: str) -> np.ndarray:
-        n = len(item)
-        missing = np.full(n, -1)
+    def _read_stream(self, stream: str, user: int, item: np.ndarray, t: float, session_id: str) -> np.ndarray:
         if stream == "item":
             return self.items.read(item, t)
-        if stream == "user":
-            table = state.totals if state else CounterTable(counters)
-            return table.read(np.zeros(n, dtype=np.int64) if state else missing, t)
+        if stream == "user":  # the same for every item: one row, broadcast by the formulas
+            return self.user_totals.read(np.array([user]), t)
         if stream == "session":
-            if state is None or state.session is None or session_id != state.session_id:
-                return CounterTable(counters).read(missing, t)
-            return state.session.read(np.zeros(n, dtype=np.int64), t)
-        keyed = state.by_key.get(stream) if state else None
-        if keyed is None:
-            return CounterTable(counters).read(missing, t)
+            current = user >= 0 and session_id != "" and self.current_session[user] == session_id
+            return self.sessions.read(np.array([user if current else -1]), t)
+        keyed = self.user_keyed[stream]
         attribute = STREAM_ITEM_ATTRIBUTE.get(stream)
-        keys = item if attribute is None else np.where(item >= 0, self.attribute_codes[attribute][item], -1)
-        rows = np.where(keys >= 0, keyed.rows_of(keys), -1)
-        return keyed.table.read(rows, t)
+        code = item if attribute is None else np.where(item >= 0, self.attribute_codes[attribute][item], -1)
+        key = np.where((code >= 0) & (user >= 0), (np.int64(user) << 32) | np.maximum(code, 0), -1)
+        return keyed.table.read(np.where(key >= 0, keyed.rows_of(key), -1), t)
 
 
 def _matches(counters: Sequence[Counter], ev: Mapping[str, np.ndarray]) -> np.ndarray:
