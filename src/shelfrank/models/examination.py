@@ -58,8 +58,11 @@ class ExaminationCurve:
             (used only when ``fit`` is not given an explicit ``randomized`` mask). In the
             simulator a deterministic impression has propensity ~0.95, a randomized one ~1e-3.
         max_iter, tol: EM stops when no factor moves by more than ``tol`` (relative), or after max_iter.
-        relevance_prior: Beta pseudo-impressions for each group's relevance (EM), so an item
-            seen once does not get relevance 0 or 1.
+        relevance_prior: Beta pseudo-impressions pulling each group's relevance (EM) toward the
+            mean relevance. Default 0, the maximum-likelihood relevance: measured on synthetic
+            logs, shrinking toward a global mean makes relevance less tied to the item, so the
+            curve absorbs the difference and drifts back toward the naive one (1M impressions,
+            100k items: MAE 0.004 at 0, 0.034 at 0.5, 0.063 at 2).
 
     Learned attributes:
         surfaces_: surface labels, in the order of the curves' first axis (``("all",)`` without surfaces).
@@ -79,7 +82,7 @@ class ExaminationCurve:
         randomized_below: float = 0.5,
         max_iter: int = 200,
         tol: float = 1e-4,
-        relevance_prior: float = 2.0,
+        relevance_prior: float = 0.0,
     ) -> None:
         self.method = method
         self.max_rows = max_rows
@@ -218,6 +221,9 @@ class ExaminationCurve:
             relevant = pair_clicks + pair_skips * ((1.0 - t) * g / no_click)
             # M step. Relevance per group (Beta-smoothed); examination per cell, factorized.
             expected_relevant = np.bincount(pair_group, weights=relevant, minlength=n_groups)
+            # Shrink toward the mean relevance (P(click | examined)), not the mean CTR, which
+            # the examination curve has already discounted and would drag relevance down.
+            prior_mean = expected_relevant.sum() / group_n.sum()
             gamma = np.clip((expected_relevant + self.relevance_prior * prior_mean)
                             / (group_n + self.relevance_prior), 1e-6, 1 - 1e-6)
             expected_examined = np.bincount(pair_cell, weights=examined, minlength=n_cells).reshape(shape)
