@@ -45,3 +45,36 @@ def examples_table(rows: list[tuple]) -> pa.Table:
     data = {c: [r[i] if i < len(r) else None for r in rows] for i, c in enumerate(cols[:max(width, 3)])}
     types = {"ts": pa.timestamp("us", tz="UTC")}
     return pa.table({c: pa.array(v, type=types.get(c, pa.string())) for c, v in data.items()})
+
+
+def features_both_ways(con: duckdb.DuckDBPyConnection, rows: list[tuple], space=None) -> list[dict[str, float]]:
+    """Each example's features computed offline and online; asserts they agree, returns one dict per example.
+
+    Online, a fresh state replays the events (and inventory updates) strictly before the example's time.
+    """
+    import numpy as np
+
+    from shelfrank.features import FeatureSpace, InMemoryFeatureState, OfflineFeatures
+
+    space = space or FeatureSpace()
+    offline = OfflineFeatures(con, space).compute(examples_table(rows))
+    items = con.sql("SELECT * FROM items").to_arrow_table()
+    users = con.sql("SELECT * FROM users").to_arrow_table()
+    out = []
+    for i, row in enumerate(rows):
+        user, item, ts = row[:3]
+        context = dict(zip(("surface", "location", "session_id"), row[3:], strict=False))
+        state = InMemoryFeatureState(space, items, users)
+        state.update(con.sql("SELECT * FROM events WHERE ts < ? ORDER BY ts", params=[ts]).to_arrow_table())
+        state.update_inventory(con.sql("SELECT * FROM inventory WHERE ts < ? ORDER BY ts",
+                                          params=[ts]).to_arrow_table())
+        online = state.get(user, [item], ts, context)[0]
+        values = {}
+        for j, name in enumerate(space.names):
+            off = offline.column(name)[i].as_py()
+            off = float("nan") if off is None else off
+            np.testing.assert_allclose(online[j], off, rtol=1e-9, atol=1e-12, equal_nan=True,
+                                       err_msg=f"{name}: online {online[j]} != offline {off}")
+            values[name] = off
+        out.append(values)
+    return out
