@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import numpy as np
 import pyarrow as pa
-from feature_tables import T0, examples_table
+import pytest
+from feature_tables import T0, examples_table, insert_rows
 from random_store import LOCATIONS, SURFACES, fill_random_store
 
 from shelfrank.features.definitions import FeatureSpace
@@ -27,10 +28,8 @@ def _requests(rng: np.random.Generator, info: dict, n: int) -> list[dict]:
         user = f"u{u:02d}"
         minute = int(rng.integers(info["minutes"] + 60))
         # The session a request belongs to: the user's current one (latest event before it) or a new one.
-        earlier = [s for m, s in info["sessions"].get(user, []) if m < minute]
         latest = max(((m, s) for m, s in info["sessions"].get(user, []) if m < minute), default=None)
         session = latest[1] if latest and rng.random() < .8 else f"new-{minute}"
-        del earlier
         slate = [f"i{int(i):03d}" for i in rng.choice(info["n_items"] + 5, size=8, replace=False)]  # some unknown
         requests.append(dict(user=user, ts=T0 + timedelta(minutes=minute), items=slate,
                              context=dict(surface=SURFACES[int(rng.integers(3))] if rng.random() < .9 else None,
@@ -38,7 +37,12 @@ def _requests(rng: np.random.Generator, info: dict, n: int) -> list[dict]:
     return sorted(requests, key=lambda r: r["ts"])
 
 
-def test_online_state_replayed_to_t_equals_offline_features_at_t(con):
+# Every online state implementation runs the same parity suite (a Redis-backed one joins this list).
+STATE_IMPLEMENTATIONS = [InMemoryFeatureState]
+
+
+@pytest.mark.parametrize("state_class", STATE_IMPLEMENTATIONS, ids=lambda c: c.__name__)
+def test_online_state_replayed_to_t_equals_offline_features_at_t(con, state_class):
     info = fill_random_store(con, seed=3)
     space = FeatureSpace(vocabularies=fit_vocabularies(con))
     rng = np.random.default_rng(11)
@@ -51,8 +55,8 @@ def test_online_state_replayed_to_t_equals_offline_features_at_t(con):
 
     events = con.sql("SELECT * FROM events ORDER BY ts").to_arrow_table()
     inventory = con.sql("SELECT * FROM inventory ORDER BY ts").to_arrow_table()
-    state = InMemoryFeatureState(space, con.sql("SELECT * FROM items").to_arrow_table(),
-                                 con.sql("SELECT * FROM users").to_arrow_table())
+    state = state_class(space, con.sql("SELECT * FROM items").to_arrow_table(),
+                        con.sql("SELECT * FROM users").to_arrow_table())
     event_ts = events.column("ts").to_pylist()
     inventory_ts = inventory.column("ts").to_pylist()
     applied = applied_inventory = 0
@@ -87,3 +91,11 @@ def test_offline_keeps_the_examples_order_and_columns(con):
     assert table.column_names == ["user_id", "item_id", "ts", *space.names]
     assert table.column("ts").to_pylist() == [r[2] for r in rows]
     assert all(table.schema.field(n).type == pa.float64() for n in space.names)
+
+
+def test_a_time_span_too_long_for_the_shortest_half_life_is_refused_with_a_clear_error(con):
+    insert_rows(con, "events", [dict(ts=T0, user_id="u", session_id="s", event_type="click", item_id="i"),
+                                dict(ts=T0 + timedelta(days=4000), user_id="u", session_id="s", event_type="click",
+                                     item_id="i")])
+    with pytest.raises(ValueError, match="shorter window"):
+        OfflineFeatures(con).compute(examples_table([("u", "i", T0 + timedelta(days=1))]))

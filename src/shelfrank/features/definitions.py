@@ -425,3 +425,15 @@ def _default_curve() -> np.ndarray:
     from shelfrank.features.examination import default_examination_curve
 
     return default_examination_curve()
+
+
+def features_markdown(features: tuple[Feature, ...] = FEATURES) -> str:
+    """The feature list as a Markdown table (docs/features.md embeds it; a test keeps them equal)."""
+    lines = ["| # | feature | scope | aggregation | events | half-life | default | kind | meaning |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for i, f in enumerate(features):
+        events = ", ".join(f.events) if f.events else "-"
+        half_life = f"{f.half_life_days:g} d" if f.half_life_days else "-"
+        lines.append(f"| {i} | `{f.name}` | {f.scope} | {f.aggregation} | {events} | {half_life} | {f.default:g} "
+                     f"| {f.kind} | {f.description} |")
+    return "\n".join(lines) + "\n"

@@ -82,6 +82,8 @@ class CounterTable:
         self.counters = tuple(counters)
         self.rates = np.array([c.decay_rate for c in counters], dtype=np.float64)
         self.is_last = np.array([c.aggregate == "last_time" for c in counters], dtype=bool)
+        self.decays = self.rates > 0
+        self.decay_rates = self.rates[self.decays]
         self.values = np.zeros((rows, len(counters)), dtype=np.float64)
         self.values[:, self.is_last] = -np.inf
         self.anchor = np.full(rows, -np.inf)
@@ -140,11 +142,10 @@ class CounterTable:
             return out
         safe = np.where(known, rows, 0)
         out = self.values[safe]
-        decays = self.rates > 0
-        if decays.any():
+        if len(self.decay_rates):
             gap = t - self.anchor[safe]
             gap[~np.isfinite(gap)] = 0.0
-            out[:, decays] *= np.exp(-np.outer(gap, self.rates[decays]))
+            out[:, self.decays] *= np.exp(-np.outer(gap, self.decay_rates))
         if not known.all():
             out[~known] = 0.0
             out[np.ix_(~known, self.is_last)] = -np.inf
