@@ -7,6 +7,7 @@ categories or brands (thousands at most), never over items.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -94,6 +95,10 @@ class Catalog:
     @property
     def n_items(self) -> int:
         return len(self.item_leaf)
+
+    @cached_property
+    def has_stockouts(self) -> np.ndarray:
+        return np.isfinite(self.item_oos_start[:, 0])
 
     @property
     def n_categories(self) -> int:
@@ -260,7 +265,7 @@ def in_stock_at(catalog: Catalog, items: np.ndarray, t: np.ndarray | float) -> n
     t = np.broadcast_to(np.asarray(t, dtype=np.float64), items.shape)
     ok = catalog.item_created_t[items] <= t
     # Most items never run out: test the stockout windows only for those that do.
-    risky = np.flatnonzero(np.isfinite(catalog.item_oos_start[items, 0]))
+    risky = np.flatnonzero(catalog.has_stockouts[items])
     r_items, r_t = items[risky], t[risky]
     for k in range(MAX_STOCKOUTS):
         out = (catalog.item_oos_start[r_items, k] <= r_t) & (r_t < catalog.item_oos_end[r_items, k])

@@ -30,11 +30,11 @@ from shelfrank.simulate.truth import GroundTruth, build_context
 from shelfrank.simulate.users import build_users, region_names, users_table
 
 _WRITE_OPTIONS = {"compression": "zstd"}
-# Unique-per-row strings (event_id, request_id, ...) gain nothing from dictionaries or
-# statistics and cost a third of the write time; keep both for the columns that use them.
+# Many-valued strings (event_id, request_id, item_id at 500,000 items ...) gain little from
+# dictionaries or statistics and cost up to half the write time; keep both where they pay.
 _EVENT_WRITE_OPTIONS = {
     "compression": "zstd",
-    "use_dictionary": ["user_id", "event_type", "item_id", "collection_id", "surface", "location", "query"],
+    "use_dictionary": ["event_type", "surface", "location", "query"],
     "write_statistics": ["ts", "event_type", "row", "position", "quantity", "price", "propensity"],
 }
 
@@ -154,13 +154,13 @@ class _IdStrings:
             "event_id": _prefixed("e", np.arange(first_event, first_event + n)),
             "ts": pa.array(ts, type=pa.timestamp("us", tz="UTC")),
             "user_id": self.users.take(pa.array(ev.user)),
-            "session_id": _prefixed("s", ev.session),
+            "session_id": _range_strings("s", ev.session),
             "event_type": self.types.take(pa.array(ev.kind)),
             "item_id": self.items.take(_masked(ev.item, is_search)),
             "collection_id": self.collections.take(_masked(ev.collection, is_search)),
             "row": _masked(ev.row, is_search),
             "position": _masked(ev.position, is_search),
-            "request_id": _prefixed("r", _masked(ev.request, is_search)),
+            "request_id": _range_strings("r", ev.request, is_search),
             "surface": self.surfaces.take(pa.array(ev.surface)),
             "location": self.regions.take(pa.array(ev.region)),
             "query": self.query_names.take(_masked(ev.query, ~is_search)),
@@ -172,6 +172,17 @@ class _IdStrings:
 
 def _masked(values: np.ndarray, mask: np.ndarray) -> pa.Array:
     return pa.array(np.asarray(values, dtype=np.int64), mask=np.asarray(mask, dtype=bool))
+
+
+def _range_strings(prefix: str, numbers: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """prefix + number for numbers that span a narrow range (a chunk's requests or sessions):
+    formats each distinct value once and gathers, instead of formatting every row."""
+    valid = numbers if mask is None else numbers[~mask]
+    lo = int(valid.min(initial=0))
+    hi = int(valid.max(initial=0))
+    names = _prefixed(prefix, np.arange(lo, hi + 1))
+    offsets = np.asarray(numbers, dtype=np.int64) - lo
+    return names.take(pa.array(offsets, mask=mask))
 
 
 def _prefixed(prefix: str, numbers: np.ndarray | pa.Array) -> pa.Array:

@@ -126,12 +126,14 @@ def daily_pools(spec: ScaleSpec, cat: Catalog, cols: Collections, rng: np.random
         t0 = day * DAY
         created = cat.item_created_t <= t0
         score = cat.item_buzz + trend * day + rng.normal(0.0, 0.25, cat.n_items)
+        # One float sort per grouping: integer part = collection, fraction = falling score.
+        fraction = 0.999 * (score.max() - score) / (np.ptp(score) + 1e-9)
         for rows in (leaf_rows, brand_rows):
             eligible = np.flatnonzero(created & (rows >= 0))
-            order = eligible[np.lexsort((-score[eligible], rows[eligible]))]
+            order = eligible[np.argsort(rows[eligible] + fraction[eligible])]
             group = rows[order]
-            first = np.searchsorted(group, group, side="left")
-            rank = np.arange(len(order)) - first
+            starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+            rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
             top = rank < size
             pools[day, group[top], rank[top]] = order[top]
         new = np.flatnonzero(created & cat.item_tags[:, 3])
