@@ -82,6 +82,8 @@ class Store:
         try:
             # Timestamps without an offset (CSV text, naive Parquet timestamps) mean UTC.
             self.con.execute("SET TimeZone = 'UTC'")
+            # DuckDB's own progress bar writes to stdout; callers report progress instead.
+            self.con.execute("SET enable_progress_bar = false")
             self._create_tables()
         except BaseException:
             self.con.close()

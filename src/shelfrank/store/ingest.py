@@ -177,9 +177,9 @@ def _open_source(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract)
 
 
 def _content_hash(files: list[Path]) -> str:
+    # Content only: a renamed or copied file is the same data.
     digest = hashlib.sha256()
     for p in files:
-        digest.update(p.name.encode() + b"\0")
         with p.open("rb") as fh:
             digest.update(hashlib.file_digest(fh, "sha256").digest())
     return digest.hexdigest()
