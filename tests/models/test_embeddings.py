@@ -139,3 +139,12 @@ def test_lookups_reject_indices_outside_the_catalog(model):
         model.vectors_for(np.array([0, 10_000]))
     with pytest.raises(ValueError, match="outside the catalog"):
         model.similar(-1, 5)
+
+
+def test_single_item_sessions_and_zero_weights_are_not_co_engagement():
+    content = {"category": np.array([0, 0, 1, 1]), "brand": np.array([0, 0, 1, 1]), "price": np.ones(4)}
+    # Session 0 engages items 0 and 1; session 1 only item 2; session 2 saw item 3 (weight 0: an impression).
+    model = ItemEmbeddings(**PARAMS).fit(np.array([0, 1, 1, 2, 3]), np.array([0, 0, 0, 1, 2]),
+                                         np.array([1.0, 1.0, 3.0, 5.0, 0.0]), content)
+    np.testing.assert_array_equal(model.history_, [1.0, 4.0, 0.0, 0.0])
+    np.testing.assert_array_equal(model.has_history_, [True, True, False, False])
