@@ -3,22 +3,29 @@
 The truth model (all parameters in `TRUTH_PARAMS`, saved with the truth):
 
 * **Utility** of item i for user u at time t, region g, with session intent s is a sum of
-  item quality (2.5 x (Beta(2, 5) - 2/7): right-skewed, bounded) + category taste (3.0 x weight of a favourite leaf
-  that is the item's leaf, 1.0 x weight of a favourite whose parent is the item's parent, + 1.0 x
-  the user's affinity for the item's vertical; weights drift over the period) + brand loyalty
-  (0-1.2, if the brand is one of the user's two favourites) + price fit (-0.4 x d^2, d = log price
-  minus the user's preferred log price for that category) + context (hour x vertical and
-  day-of-week x vertical effects, region x category boosts: "trending near you") + session
-  intent (+1.5 same leaf, +0.5 same parent) + staples (+2.0 for items the user rebuys) + a small
-  user x item latent factor (0.35 x dot / sqrt(8)) + a novelty bump in an item's first week.
-* **P(click | examined)** = sigmoid(-3.6 + utility + 1.8 if clickbait - 0.7 if no image),
+  - item quality, 2.5 x (Beta(2, 5) - 2/7): right-skewed and bounded (-0.7 .. 1.8);
+  - category taste: 2.2 x the weight of the user's favourite leaf that is the item's leaf
+    + 1.0 x the weight of favourites sharing the item's parent (partial credit)
+    + 0.7 x the user's affinity for the item's vertical; 5 favourite leaves per user, and for
+    40% of users 40-70% of the weight moves to a new leaf at a time inside the period (drift);
+  - brand loyalty: 0 .. 1.2 (per user) if the brand is one of the user's two favourites;
+  - price fit: -0.4 d^2, d = log price - (category's typical log price + user's price level);
+  - context: hour x vertical and weekday x vertical effects (groceries mornings and weekends,
+    electronics evenings, garden weekends, ...; hours in UTC) + region x leaf boosts (+1.0 on
+    ~5% of leaves per region: "trending near you") + small region x vertical leanings;
+  - session intent: +1.5 if the item's leaf is the session's intent, +0.5 if its parent is;
+  - staples: +1.3 for the (up to 3) consumable items the user rebuys;
+  - a small user x item latent factor, 0.35 x dot(u, i) / sqrt(8), and +0.3 novelty in an
+    item's first 7 days.
+* **P(click | examined)** = sigmoid(-3.2 + utility + 1.4 if clickbait - 0.7 if no image),
   multiplied by **satiation**: 0.75 per examined item of the same leaf category and 0.9 per
   examined item of the same brand in a row above; 0.97 per examined item of the same leaf or
   brand to the left in the same row (a category carousel is browsed as one; meeting the same
   category again in another row is what bores).
-* **P(add to cart | click)** = sigmoid(-2.1 + 0.4 quality + 0.5 taste + 0.5 brand
-  - sensitivity x max(d, 0) - 0.2 d^2 + 1.5 staple - 2.5 clickbait + 0.3 member + 0.3 intent).
-* **P(purchase | cart)** = sigmoid(-0.4 + 0.3 quality - 0.5 sensitivity x max(d, 0)
+* **P(add to cart | click)** = sigmoid(-1.5 + 0.4 quality + 0.5 taste + 0.5 brand
+  - sensitivity x max(d, 0) - 0.2 d^2 + 1.5 staple - 2.5 clickbait + 0.3 member + 0.3 intent),
+  sensitivity ~ Gamma(2, 0.5) per user: price-sensitive users convert less on expensive items.
+* **P(purchase | cart)** = sigmoid(0.0 + 0.3 quality - 0.5 sensitivity x max(d, 0)
   - 1.0 clickbait + 0.4 member + 0.8 staple). Units bought are geometric, mean 1.67 in
   consumable verticals and 1.09 elsewhere.
 * **Ownership**: once a user bought an item outside the consumable verticals (groceries,
@@ -290,7 +297,9 @@ class GroundTruth:
                            location: str | None = None, surface: str = "web",
                            session_intent: str | None = None) -> dict[str, np.ndarray]:
         """The three funnel probabilities of each item for this user at `at` (no satiation).
-        `location` defaults to the user's home region; `session_intent` is a category id."""
+        `location` defaults to the user's home region (an unknown region gets no regional
+        boost); `session_intent` is a category id; `surface` changes examination only, not
+        these probabilities (it is accepted so callers can pass a request's context as is)."""
         u = self._user_index(user_id)
         items = self._item_indices(item_ids)
         click, cart, purchase = self._probabilities(u, items, at, location, session_intent)
