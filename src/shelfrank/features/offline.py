@@ -104,7 +104,7 @@ class OfflineFeatures:
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _sr_ex AS
             SELECT x._row, x.user_id, x.item_id, {_T.format(col='x.ts')} AS t,
-                   x.surface, x.location, x.session_id, i.vertical, i.category_id, i.brand
+                   x.surface, x.location, x.session_id, i.vertical, i.category_id, i.brand, i.rowid AS _ik
             FROM _sr_examples_in x LEFT JOIN items i ON i.item_id = x.item_id
         """)
         self.con.unregister("_sr_examples_in")
@@ -141,7 +141,9 @@ class OfflineFeatures:
         over, most rows are impressions, and click / cart / purchase counters do not need them.
         Each extra table costs an ASOF join, so the other counters share one table.
         """
-        keys = STREAM_KEYS[stream]
+        # Items are keyed by their catalog row number: integer keys partition and join faster than
+        # strings, and events about items outside the catalog count for no item (as online).
+        keys = tuple("_ik" if k == "item_id" else k for k in STREAM_KEYS[stream])
         not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
         key_cols = ", ".join(keys)
         groups: dict[tuple[str, ...], list[int]] = {}
@@ -232,7 +234,7 @@ class OfflineFeatures:
 _EVENT_VIEW = """
     CREATE OR REPLACE TEMP TABLE _sr_ev AS
     SELECT e.user_id, e.item_id, e.session_id, {t} AS t, e.event_type,
-           i.vertical, i.category_id, i.brand,
+           i.vertical, i.category_id, i.brand, i.rowid AS _ik,
            CASE WHEN i.price > 0 THEN ln(i.price) END AS log_price,
            coalesce(x.w, 0.0) AS exam_w
     FROM events e
