@@ -128,3 +128,15 @@ def test_truth_round_trips_through_save_and_load(tiny: TinyStore, tmp_path) -> N
     again = GroundTruth.load(tmp_path / "truth")
     page = [["i1", "i2", "i3"], ["i4", "i5"]]
     assert again.page_value("u7", page, AT, surface="ios") == tiny.truth.page_value("u7", page, AT, surface="ios")
+
+
+def test_one_user_probabilities_match_the_batched_ones_the_logs_were_drawn_from(tiny: TinyStore) -> None:
+    truth = tiny.truth
+    items = np.arange(truth.catalog.n_items)
+    n, t = len(items), truth.seconds(AT)
+    for user, region, intent in ((3, 0, -1), (42, 5, int(truth.catalog.leaf_ids[7])), (900, -1, -1)):
+        batched = truth.stage_probabilities(np.full(n, user), items, np.full(n, t), np.full(n, region),
+                                            np.full(n, intent))
+        single = truth.stage_probabilities(user, items, t, region, intent)
+        for a, b in zip(batched, single, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)

@@ -191,12 +191,17 @@ class GroundTruth:
                             intent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """P(click | examined) without satiation, P(cart | click), P(purchase | cart) for
         aligned arrays of user numbers, item numbers, times (seconds since start), region
-        numbers (-1: none) and intent category numbers (-1: none)."""
+        numbers (-1: none) and intent category numbers (-1: none). With a scalar user, the
+        time, region and intent must be scalars too (one user at one moment, many items)."""
         p, cat, us, ctx = self.params, self.catalog, self.users, self.context
         t = np.asarray(t, dtype=np.float64)
         leaf, mid, vert = cat.item_leaf[i], cat.item_mid[i], cat.item_vertical[i]
-        w = current_weights(us, u, t)
-        fav_leaf, fav_mid = us.fav_leaf[u], us.fav_mid[u]
+        if np.ndim(u) == 0:  # one user at one moment: user-side terms are computed once, broadcast
+            w = current_weights(us, np.array([u]), np.array([float(t)]))
+            fav_leaf, fav_mid = us.fav_leaf[[u]], us.fav_mid[[u]]
+        else:
+            w = current_weights(us, u, t)
+            fav_leaf, fav_mid = us.fav_leaf[u], us.fav_mid[u]
         leaf_hit = fav_leaf == leaf[:, None]
         mid_hit = (fav_mid == mid[:, None]) & ~leaf_hit
         taste = (p["taste_leaf"] * (w * leaf_hit).sum(axis=1) + p["taste_mid"] * (w * mid_hit).sum(axis=1)
@@ -216,7 +221,7 @@ class GroundTruth:
         intent_mid = has_intent & ~intent_leaf & ((mid == cat.category_parent[safe_intent]) | (mid == safe_intent))
         intent_boost = p["intent_leaf"] * intent_leaf + p["intent_mid"] * intent_mid
         staple = (us.staples[u] == i[:, None]).any(axis=1)
-        latent = p["latent"] * np.einsum("ij,ij->i", us.latent[u], cat.item_latent[i]) / np.sqrt(N_LATENT)
+        latent = p["latent"] * (cat.item_latent[i] * us.latent[u]).sum(axis=-1) / np.sqrt(N_LATENT)
         age_days = (t - cat.item_created_t[i]) / DAY
         novelty = p["novelty"] * ((age_days >= 0) & (age_days < p["novelty_days"]))
         quality = cat.item_quality[i]
@@ -359,9 +364,7 @@ class GroundTruth:
         t = at if isinstance(at, float) else self.seconds(at)
         region = self.users.home_region[u] if location is None else self._regions.get(location, -1)
         intent = -1 if session_intent is None else self._category_index(session_intent)
-        n = len(items)
-        return self.stage_probabilities(np.full(n, u), items, np.full(n, t), np.full(n, region),
-                                        np.full(n, intent))
+        return self.stage_probabilities(u, items, t, region, intent)
 
     def _page_value(self, u: int, items: np.ndarray, row_of: np.ndarray, pos_of: np.ndarray, t: float,
                     location: str | None, surface: str) -> PageValue:
