@@ -2,7 +2,7 @@
 
 The page is 2-D, so the curve is factorized: ``theta(row, position) = row_curve[row] *
 column_curve[position]``, one pair of curves per surface, normalized so that the top-left
-slot is examined with probability 1 (``row_curve[0] == column_curve[0] == 1``). Three
+slot is examined with probability 1 (``row_curve[0] == column_curve[0] == 1``). Four
 estimators share the fitted form, chosen by ``method``:
 
 * ``"randomized"``: only the randomized share of the traffic, where a uniform shuffle puts
@@ -17,6 +17,13 @@ estimators share the fitted form, chosen by ``method``:
   which is what ``FactorizedRanker`` in item_ranker.py does given a fixed theta). The
   same item seen at several places is what separates position from relevance, so the
   biased logging policy's own noise is enough; no randomization is needed.
+* ``"hybrid"``: columns from EM, rows from the randomized share given those columns. EM
+  absorbs a bias that lives in the item (the policy puts popular items left), not one that
+  lives in the user: a personalized policy puts the collections *this* user likes in the
+  top rows, so an item is more relevant in row 0 than the same item in row 6 for someone
+  else. On the simulator's logs EM's column curve is within 0.01-0.02 of the truth while its
+  row curve stays biased; the randomized share is unbiased for rows, and a row pools all its
+  positions, so 5% of traffic goes a long way there.
 * ``"naive"``: CTR by slot over all impressions. Biased (the logging policy puts better
   items in better slots, so the curve falls too steeply); kept as the baseline that the
   other two must beat.
@@ -25,6 +32,11 @@ Sparse cells are handled twice: the factorization pools a row's evidence over al
 positions (and a position's over all rows), and each factor is shrunk toward its
 neighbour above / to the left with ``prior_strength`` pseudo-impressions, so a row with
 no data continues the curve flat instead of jumping to zero or one.
+
+What "examined" is conditioned on: the impressions given. If the log records an impression
+only for rows the user scrolled to (as the simulator does), the curve is P(examined |
+impression), the truth's curve divided by P(row reached): the right weight for debiasing
+per-impression rates, not the expected attention a row gets on a served page.
 
 Fitting works on counts aggregated per (surface, row, position) cell, or per (group,
 cell) for EM, so it is a few bincounts per iteration however many impressions there are.
@@ -41,7 +53,7 @@ import numpy as np
 
 from shelfrank import __version__
 
-METHODS = ("randomized", "em", "naive")
+METHODS = ("randomized", "em", "hybrid", "naive")
 ALL_SURFACES = "all"  # the label of the single curve fitted when no surface is given
 FILE_NAME = "examination_curve.json"
 FORMAT = 1
@@ -51,7 +63,7 @@ class ExaminationCurve:
     """P(examined | row, position [, surface]), estimated from impressions.
 
     Hyperparameters:
-        method: "randomized", "em" or "naive" (see the module docstring).
+        method: "randomized", "em", "hybrid" or "naive" (see the module docstring).
         max_rows, max_positions: the grid; deeper rows / positions are pooled into the last one.
         prior_strength: pseudo-impressions shrinking each factor toward its neighbour (sparse cells).
         randomized_below: an impression counts as randomized when its propensity is below this
@@ -129,32 +141,49 @@ class ExaminationCurve:
         self.n_iter_, self.converged_ = 0, True
         self.relevance_ = None
         self.groups_ = None
-        if self.method == "randomized":
+        impressions, clicks = _cell_counts(cell, clicked, shape)
+        if self.method in ("randomized", "hybrid"):
             mask = self._randomized_mask(propensity, randomized, n)
-            if not mask.any():
-                raise ValueError(
-                    "method='randomized' found no randomized impressions: pass randomized=<bool mask> or "
-                    f"propensity (impressions with propensity < {self.randomized_below} count as randomized)"
-                )
-            impressions, clicks = _cell_counts(cell[mask], clicked[mask], shape)
-            row_f, col_f = self._factorize(clicks, impressions)
-        elif self.method == "naive":
-            impressions, clicks = _cell_counts(cell, clicked, shape)
-            row_f, col_f = self._factorize(clicks, impressions)
-        else:
+            random_impressions, random_clicks = _cell_counts(cell[mask], clicked[mask], shape)
+        if self.method in ("em", "hybrid"):
             if groups is None:
-                raise ValueError("method='em' needs groups: the relevance key (e.g. item index) of each impression")
+                raise ValueError(f"method={self.method!r} needs groups: the relevance key (e.g. item index) "
+                                 "of each impression")
             groups = np.asarray(groups)
             if groups.shape != (n,):
                 raise ValueError(f"groups must have one entry per impression: got {groups.shape}, expected ({n},)")
-            impressions, clicks = _cell_counts(cell, clicked, shape)
+
+        if self.method == "randomized":
+            row_f, col_f = self._factorize(random_clicks, random_impressions)
+            impressions, clicks = random_impressions, random_clicks
+        elif self.method == "naive":
+            row_f, col_f = self._factorize(clicks, impressions)
+        elif self.method == "em":
             row_f, col_f = self._fit_em(cell, clicked, groups, shape)
+        else:
+            # Columns from EM (within a row the bias is item quality, which per-item relevance
+            # absorbs); rows from the randomized share given those columns (across rows the bias
+            # is which collections the policy puts first for this user, which item relevance
+            # cannot absorb). A row pools its ten positions, so the randomized share suffices.
+            _, col_f = _normalized(*self._fit_em(cell, clicked, groups, shape))
+            exposure = np.einsum("srp,sp->sr", random_impressions, col_f)
+            row_f = _shrunk_sequence(random_clicks.sum(axis=2), exposure, random_impressions.sum(axis=2),
+                                     self.prior_strength)
         self.row_curve_, self.column_curve_ = _normalized(row_f, col_f)
         self.impressions_, self.clicks_ = impressions, clicks
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
     def _randomized_mask(self, propensity: np.ndarray | None, randomized: np.ndarray | None, n: int) -> np.ndarray:
+        mask = self._given_randomized_mask(propensity, randomized, n)
+        if not mask.any():
+            raise ValueError(
+                f"method={self.method!r} found no randomized impressions: pass randomized=<bool mask> or "
+                f"propensity (impressions with propensity < {self.randomized_below} count as randomized)"
+            )
+        return mask
+
+    def _given_randomized_mask(self, propensity, randomized, n: int) -> np.ndarray:
         if randomized is not None:
             mask = np.asarray(randomized, dtype=bool)
         elif propensity is not None:
@@ -163,7 +192,7 @@ class ExaminationCurve:
                 raise ValueError(f"propensity must have one entry per impression: got {prop.shape}, expected ({n},)")
             mask = prop < self.randomized_below
         else:
-            raise ValueError("method='randomized' needs propensity or a randomized mask")
+            raise ValueError(f"method={self.method!r} needs propensity or a randomized mask")
         if mask.shape != (n,):
             raise ValueError(f"randomized must have one entry per impression: got {mask.shape}, expected ({n},)")
         return mask
@@ -180,8 +209,10 @@ class ExaminationCurve:
         for _ in range(max_iter):
             previous = row_f.copy()
             # Column factors, scaled as rates given the rows: target / exposure.
-            col_f = _shrunk_sequence(targets.sum(axis=1), np.einsum("srp,sr->sp", impressions, row_f), prior)
-            row_f = _shrunk_sequence(targets.sum(axis=2), np.einsum("srp,sp->sr", impressions, col_f), prior)
+            col_f = _shrunk_sequence(targets.sum(axis=1), np.einsum("srp,sr->sp", impressions, row_f),
+                                     impressions.sum(axis=1), prior)
+            row_f = _shrunk_sequence(targets.sum(axis=2), np.einsum("srp,sp->sr", impressions, col_f),
+                                     impressions.sum(axis=2), prior)
             if np.max(np.abs(row_f - previous) / np.maximum(previous, 1e-12)) < 1e-6:
                 break
         return row_f, col_f
@@ -190,7 +221,7 @@ class ExaminationCurve:
         self, cell: np.ndarray, clicked: np.ndarray, groups: np.ndarray, shape: tuple[int, int, int]
     ) -> tuple[np.ndarray, np.ndarray]:
         n_cells = int(np.prod(shape))
-        group_keys, group_index = np.unique(groups, return_inverse=True)
+        group_keys, group_index = _codes(groups)
         # Aggregate impressions per (group, cell): the E and M steps only need clicks and
         # non-clicks per pair, and repeated pairs are common in logs.
         pair, pair_index = np.unique(group_index.astype(np.int64) * n_cells + cell, return_inverse=True)
@@ -383,6 +414,17 @@ def _surface_codes(surface: np.ndarray | Sequence | None, n: int) -> tuple[tuple
     return tuple(str(u) for u in unique), inverse.astype(np.int64)
 
 
+def _codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys and each entry's code. Strings go through Arrow's hash-based dictionary
+    encoding: np.unique sorts Python objects, 10x slower on a million ids."""
+    if keys.dtype.kind in "OUS":
+        import pyarrow as pa
+
+        encoded = pa.array(keys, type=pa.string()).dictionary_encode()
+        return np.asarray(encoded.dictionary.to_pylist(), dtype=object), np.asarray(encoded.indices, dtype=np.int64)
+    return np.unique(keys, return_inverse=True)
+
+
 def _cell_counts(cell: np.ndarray, clicked: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     size = int(np.prod(shape))
     impressions = np.bincount(cell, minlength=size).astype(np.float64).reshape(shape)
@@ -390,14 +432,18 @@ def _cell_counts(cell: np.ndarray, clicked: np.ndarray, shape: tuple[int, int, i
     return impressions, clicks
 
 
-def _shrunk_sequence(targets: np.ndarray, exposure: np.ndarray, prior: float) -> np.ndarray:
-    """factor[s, k] = (targets + prior * factor[s, k-1]) / (exposure + prior), the first one shrunk
-    toward the pooled rate. Sequential in k (tens of entries), vectorized over surfaces."""
+def _shrunk_sequence(targets: np.ndarray, exposure: np.ndarray, impressions: np.ndarray, prior: float) -> np.ndarray:
+    """factor[s, k] = (targets + m * factor[s, k-1]) / (exposure + m), the first one shrunk toward
+    the pooled rate, with m worth `prior` impressions. (Exposure is in the other factor's arbitrary
+    units, so a raw pseudo-count would weigh differently for rows and columns.) Sequential in k
+    (tens of entries), vectorized over surfaces."""
+    exposure_per_impression = exposure.sum(axis=1) / np.maximum(impressions.sum(axis=1), 1e-12)
+    pseudo = prior * np.maximum(exposure_per_impression, 1e-12)
     pooled = targets.sum(axis=1) / np.maximum(exposure.sum(axis=1), 1e-12)
     out = np.empty_like(targets, dtype=np.float64)
     reference = pooled
     for k in range(targets.shape[1]):
-        out[:, k] = (targets[:, k] + prior * reference) / (exposure[:, k] + prior)
+        out[:, k] = (targets[:, k] + pseudo * reference) / (exposure[:, k] + pseudo)
         reference = out[:, k]
     return np.maximum(out, 1e-12)
 
