@@ -200,3 +200,12 @@ def test_taste_drifts_towards_a_new_category(tiny: TinyStore) -> None:
     ctr_before = ck[~after].sum() / max((~after & (ck == 0)).sum(), 1)
     ctr_after = ck[after].sum() / max((after & (ck == 0)).sum(), 1)
     assert ctr_after > 1.3 * ctr_before
+
+
+def test_nobody_acts_before_signing_up(tiny: TinyStore) -> None:
+    early, joined_during = tiny.con.execute("""
+        SELECT count(*) FILTER (WHERE e.ts::DATE < u.signup_date),
+               count(DISTINCT u.user_id) FILTER (WHERE u.signup_date >= ?::DATE)
+        FROM events e JOIN users u USING (user_id)""", [SCALES["tiny"].start]).fetchone()
+    assert early == 0
+    assert joined_during > 0  # new users arrive during the period, with no history

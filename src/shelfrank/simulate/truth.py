@@ -54,6 +54,8 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from shelfrank.simulate.catalog import DAY, MAX_STOCKOUTS, N_LATENT, Catalog, in_stock_at, price_at
 from shelfrank.simulate.scales import CONSUMABLE_VERTICALS, SURFACES, ScaleSpec
@@ -403,14 +405,18 @@ class GroundTruth:
         return k
 
     def _item_indices(self, item_ids: Sequence[str]) -> np.ndarray:
-        out = np.empty(len(item_ids), dtype=np.int64)
-        for n, item_id in enumerate(item_ids):
-            k = _parse(item_id, "i")
-            if k is None or k >= self.catalog.n_items:
-                raise ValueError(f"unknown item id {item_id!r}: the simulated items are "
-                                 f"i0 .. i{self.catalog.n_items - 1}")
-            out[n] = k
-        return out
+        """Item numbers of ids "i<n>", parsed in Arrow (no Python loop over 500,000 ids)."""
+        ids = pa.array(list(item_ids), type=pa.string())
+        well_formed = pc.match_substring_regex(ids, r"^i[0-9]{1,12}$").fill_null(False)
+        numbers = np.zeros(len(ids), dtype=np.int64)
+        if len(ids):
+            digits = pc.utf8_slice_codeunits(pc.if_else(well_formed, ids, "i0"), 1)
+            numbers = pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
+        bad = np.flatnonzero(~well_formed.to_numpy(zero_copy_only=False) | (numbers >= self.catalog.n_items))
+        if len(bad):
+            raise ValueError(f"unknown item id {item_ids[int(bad[0])]!r}: the simulated items are "
+                             f"i0 .. i{self.catalog.n_items - 1}")
+        return numbers
 
     def _category_index(self, category_id: str) -> int:
         k = _parse(category_id, "c")
