@@ -140,3 +140,11 @@ def test_one_user_probabilities_match_the_batched_ones_the_logs_were_drawn_from(
         single = truth.stage_probabilities(user, items, t, region, intent)
         for a, b in zip(batched, single, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+
+
+def test_times_may_be_aware_naive_utc_or_numpy(tiny: TinyStore) -> None:
+    truth = tiny.truth
+    aware = truth.page_value("u2", [["i1", "i2"]], AT)
+    naive = truth.page_value("u2", [["i1", "i2"]], AT.replace(tzinfo=None))
+    numpy = truth.page_value("u2", [["i1", "i2"]], np.datetime64(AT.replace(tzinfo=None), "us"))
+    assert aware == naive == numpy

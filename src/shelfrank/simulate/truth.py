@@ -50,7 +50,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -184,9 +184,15 @@ class GroundTruth:
 
     # ---------- vectorized core (used by the event generator too) ----------
 
-    def seconds(self, at: datetime) -> float:
+    def seconds(self, at: datetime | np.datetime64) -> float:
+        """Seconds since the period start. A datetime without a timezone, and a numpy
+        datetime64, are read as UTC (the store's clock)."""
+        if isinstance(at, np.datetime64):
+            return float((at - np.datetime64(0, "us")) / np.timedelta64(1, "us")) / 1e6 - self._start_epoch
+        if not isinstance(at, datetime):
+            raise TypeError(f"expected a datetime, got {type(at).__name__}: {at!r}")
         if at.tzinfo is None:
-            raise ValueError(f"time {at.isoformat()} has no timezone; pass a UTC datetime")
+            at = at.replace(tzinfo=UTC)
         return at.timestamp() - self._start_epoch
 
     def stage_probabilities(self, u: np.ndarray, i: np.ndarray, t: np.ndarray, region: np.ndarray,
@@ -363,7 +369,7 @@ class GroundTruth:
 
     def _probabilities(self, u: int, items: np.ndarray, at: datetime | float, location: str | None,
                        session_intent: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        t = at if isinstance(at, float) else self.seconds(at)
+        t = float(at) if isinstance(at, float | int) else self.seconds(at)
         region = self.users.home_region[u] if location is None else self._regions.get(location, -1)
         intent = -1 if session_intent is None else self._category_index(session_intent)
         return self.stage_probabilities(u, items, t, region, intent)
