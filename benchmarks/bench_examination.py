@@ -3,7 +3,7 @@
 Synthetic logs from tests/models/synthetic_logs.py (8 rows x 10 positions, a known curve
 1 / (1 + 0.25 row) x exp(-0.22 position), a biased logging policy with a 5% randomized
 share). Reports fit time and mean / max absolute error against the true curve for the
-randomized-share, EM and naive estimators, with few items (many impressions each) and
+randomized-share, EM, hybrid and naive estimators, with few items (many impressions each) and
 with 100k items (about ten impressions each).
 
     python benchmarks/bench_examination.py --pages 12500
@@ -34,7 +34,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for n_collections in (40, 2000):
         logs = simulate_impressions(args.pages, seed=args.seed, n_collections=n_collections)
-        for method in ("randomized", "em", "naive"):
+        for method in ("randomized", "em", "hybrid", "naive"):
             start = time.perf_counter()
             curve = ExaminationCurve(method=method).fit(
                 logs.rows, logs.positions, logs.clicked, groups=logs.items, propensity=logs.propensity

@@ -246,10 +246,12 @@ class ExaminationCurve:
             # A factorized cell can come out slightly above 1 by noise; a probability cannot.
             theta = np.minimum(row_f[:, :, None] * col_f[:, None, :], 1.0).reshape(-1)
             t, g = theta[pair_cell], gamma[pair_group]
-            no_click = np.maximum(1.0 - t * g, 1e-12)
-            # E step: among non-clicks, P(examined, not relevant) and P(not examined, relevant).
-            examined = pair_clicks + pair_skips * (t * (1.0 - g) / no_click)
-            relevant = pair_clicks + pair_skips * ((1.0 - t) * g / no_click)
+            tg = t * g
+            skips_over_no_click = pair_skips / np.maximum(1.0 - tg, 1e-12)
+            # E step: among non-clicks, P(examined, not relevant) = t(1-g)/(1-tg) and
+            # P(not examined, relevant) = (1-t)g/(1-tg).
+            examined = pair_clicks + skips_over_no_click * (t - tg)
+            relevant = pair_clicks + skips_over_no_click * (g - tg)
             # M step. Relevance per group (Beta-smoothed); examination per cell, factorized.
             expected_relevant = np.bincount(pair_group, weights=relevant, minlength=n_groups)
             # Shrink toward the mean relevance (P(click | examined)), not the mean CTR, which
