@@ -256,3 +256,13 @@ def test_unreadable_or_empty_files_are_one_line_errors(store, tmp_path, name, co
         ingest_file(store, path)
     assert expected in str(caught.value) and "\n" not in str(caught.value)
     assert store.count("events") == 0 and store.count("ingest_files") == 0
+
+
+def test_csv_rows_with_more_values_than_the_header_are_rejected_and_short_rows_padded(store, tmp_path):
+    path = tmp_path / "users.csv"
+    path.write_text("user_id,signup_date,location\nu1,2025-01-01,DE\nu2,2025-01-01,FR,extra\nu3\n,2025-01-02\n")
+    report = ingest_file(store, path)
+    assert report.reasons == {"more values than the header has columns": 1, "missing user_id": 1}
+    assert [(r["row_number"], r["user_id"]) for r in rejects(report)] == [("2", "u2"), ("4", "")]
+    stored = store.con.execute("SELECT user_id, location FROM users ORDER BY 1").fetchall()
+    assert stored == [("u1", "DE"), ("u3", None)]

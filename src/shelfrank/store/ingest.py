@@ -9,6 +9,8 @@ over rows in Python. See docs/data.md for the rules as the user sees them.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import json
 import os
@@ -102,6 +104,13 @@ class _Source:
     columns: dict[str, str] = field(default_factory=dict)  # contract field -> DuckDB type in the file
     column_names: dict[str, str] = field(default_factory=dict)  # contract field -> column name in the file
     extra_columns: list[str] = field(default_factory=list)
+    overflow_columns: list[str] = field(default_factory=list)  # CSV: values beyond the header
+
+
+def _csv_header(path: Path) -> list[str]:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as fh:
+        return next(csv.reader(fh), [])
 
 
 def _source_files(path: Path) -> tuple[list[Path], str]:
@@ -146,13 +155,25 @@ def _open_source(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract)
         else:
             # CSV has no row-number column: load the text into a table, whose rowid follows file
             # order (insertion order is preserved), and number rows from each file's first rowid.
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _csv AS SELECT * FROM read_csv({file_list}, header = true, "
-                f"all_varchar = true, union_by_name = true, filename = '_file', delim = ',', quote = '\"', "
-                f"escape = '\"', auto_detect = true)"
+            reader = (
+                f"read_csv({file_list}, header = true, all_varchar = true, union_by_name = true, "
+                f"filename = '_file', delim = ',', quote = '\"', escape = '\"', auto_detect = true"
             )
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _csv AS SELECT * FROM {reader})")
+            except duckdb.InvalidInputException:
+                # Rows with more or fewer values than the header: null_padding pads short rows with
+                # empty values and gives long rows extra columns (column5, ...) not in any header,
+                # both then rejected row by row. Not the default, as it cannot read quoted newlines.
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _csv AS SELECT * FROM {reader}, null_padding = true)")
+            headers = {name.lower() for p in files for name in _csv_header(p)}
+            csv_columns = [r[0] for r in con.execute("DESCRIBE _csv").fetchall() if r[0] != "_file"]
+            source.overflow_columns = [c for c in csv_columns if c.lower() not in headers]
+            overflow = " OR ".join(f"c.{_quote(c)} IS NOT NULL" for c in source.overflow_columns) or "false"
+            hidden = ", ".join(["_file", *map(_quote, source.overflow_columns)])
             con.execute(
-                "CREATE OR REPLACE TEMP VIEW _src AS SELECT c.*, c.rowid - f._first + 1 AS _row FROM _csv c "
+                f"CREATE OR REPLACE TEMP VIEW _src AS SELECT c.* EXCLUDE ({hidden}), "
+                f"c._file, c.rowid - f._first + 1 AS _row, ({overflow}) AS _overflow FROM _csv c "
                 "JOIN (SELECT _file, min(rowid) AS _first FROM _csv GROUP BY _file) f USING (_file)"
             )
         described = con.execute("DESCRIBE SELECT * FROM _src").fetchall()
@@ -160,7 +181,8 @@ def _open_source(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract)
         what = "Parquet" if fmt == "parquet" else "CSV"
         raise IngestError(f"cannot read {path} as {what}: {_first_line(exc)}") from None
     source.relation = "_src"
-    by_lower = {name.lower(): (name, dtype) for name, dtype, *_ in described if name not in ("_file", "_row")}
+    internal = ("_file", "_row", "_overflow")
+    by_lower = {name.lower(): (name, dtype) for name, dtype, *_ in described if name not in internal}
     for f in contract.fields:
         if f.name.lower() in by_lower:
             name, dtype = by_lower.pop(f.name.lower())
@@ -169,7 +191,7 @@ def _open_source(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract)
     source.extra_columns = sorted(name for name, _ in by_lower.values())
     missing = [c for c in contract.required_columns if c not in source.columns]
     if missing:
-        found = ", ".join(n for n, *_ in described if n not in ("_file", "_row")) or "none"
+        found = ", ".join(n for n, *_ in described if n not in internal) or "none"
         raise IngestError(
             f"{path.name} lacks required {contract.name} column(s) {', '.join(missing)} (found: {found})"
         )
@@ -211,6 +233,7 @@ def _stage_sql(contract: Contract, source: _Source, checks: list[Check]) -> str:
                 GROUP BY _file, _row
             ) unknown USING (_file, _row)"""
         )
+    overflow = "_src._overflow, " if source.overflow_columns else ""
     case = " ".join(f"WHEN {c.condition} THEN {i}" for i, c in enumerate(checks))
     check_expr = f"CASE {case} END" if checks else "NULL"
     derived = _derived_columns(contract)
@@ -218,7 +241,7 @@ def _stage_sql(contract: Contract, source: _Source, checks: list[Check]) -> str:
     extra = ", unknown._first_unknown_item" if contract.name == "collections" else ""
     return f"""
         CREATE OR REPLACE TEMP TABLE _stage AS
-        WITH _parsed AS (SELECT _src._file, _src._row, {', '.join(parsed)} FROM _src)
+        WITH _parsed AS (SELECT _src._file, _src._row, {overflow}{', '.join(parsed)} FROM _src)
         SELECT p._file, p._row, {', '.join(final)}{extra},
                ({check_expr})::SMALLINT AS _check
         FROM _parsed p {' '.join(joins)}
@@ -411,11 +434,18 @@ def ingest_file(store: Store, path: Path, kind: str | None = None, progress: Pro
 
     rejects_target: Path | None = None
     partial: Path | None = None
+    with progress.task(f"{kind}: read {path.name}"):
+        # Outside the transaction: it only creates session-local temp objects, and a failed CSV
+        # read (retried with null_padding) would abort the transaction.
+        source = _open_source(con, path, contract)
     con.begin()
     try:
-        with progress.task(f"{kind}: read and check {path.name}") as advance:
-            source = _open_source(con, path, contract)
+        with progress.task(f"{kind}: check {path.name}") as advance:
             checks = build_checks(contract, source.columns, source.column_names)
+            if source.overflow_columns:
+                # Checked first: with values shifted, every other check would mislead.
+                checks.insert(0, Check("more values than the header has columns", "p._overflow",
+                                       "'more values than the header has columns'"))
             try:
                 con.execute(_stage_sql(contract, source, checks))
             except _READ_ERRORS as exc:
@@ -467,6 +497,7 @@ def ingest_file(store: Store, path: Path, kind: str | None = None, progress: Pro
     except BaseException:
         try:
             con.rollback()
+            _drop_scratch(con)
         finally:
             if partial is not None:
                 partial.unlink(missing_ok=True)
