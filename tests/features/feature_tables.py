@@ -39,8 +39,8 @@ def contract_table(table: str, rows: list[dict]) -> pa.Table:
 
 
 def examples_table(rows: list[tuple]) -> pa.Table:
-    """(user_id, item_id, ts[, surface, location, session_id]) tuples as an examples table."""
-    cols = ("user_id", "item_id", "ts", "surface", "location", "session_id")
+    """(user_id, item_id, ts[, surface, location, session_id, collection_id]) tuples as an examples table."""
+    cols = ("user_id", "item_id", "ts", "surface", "location", "session_id", "collection_id")
     width = max(len(r) for r in rows)
     data = {c: [r[i] if i < len(r) else None for r in rows] for i, c in enumerate(cols[:max(width, 3)])}
     types = {"ts": pa.timestamp("us", tz="UTC")}
@@ -60,11 +60,12 @@ def features_both_ways(con: duckdb.DuckDBPyConnection, rows: list[tuple], space=
     offline = OfflineFeatures(con, space).compute(examples_table(rows))
     items = con.sql("SELECT * FROM items").to_arrow_table()
     users = con.sql("SELECT * FROM users").to_arrow_table()
+    collections = con.sql("SELECT * FROM collections").to_arrow_table()
     out = []
     for i, row in enumerate(rows):
         user, item, ts = row[:3]
-        context = dict(zip(("surface", "location", "session_id"), row[3:], strict=False))
-        state = InMemoryFeatureState(space, items, users)
+        context = dict(zip(("surface", "location", "session_id", "collection_id"), row[3:], strict=False))
+        state = InMemoryFeatureState(space, items, users, collections)
         state.update(con.sql("SELECT * FROM events WHERE ts < ? ORDER BY ts", params=[ts]).to_arrow_table())
         state.update_inventory(con.sql("SELECT * FROM inventory WHERE ts < ? ORDER BY ts",
                                           params=[ts]).to_arrow_table())

@@ -51,8 +51,16 @@ def fill_random_store(con: duckdb.DuckDBPyConnection, *, seed: int = 0, n_items:
             position=None if rng.random() < .1 else int(rng.integers(12)),
             surface=SURFACES[int(rng.integers(3))], location=LOCATIONS[int(rng.integers(3))],
             price=float(rng.uniform(1, 100)) if kind == "purchase" else None,
+            collection_id=None if kind == "search" or rng.random() < .15 else f"col{int(rng.integers(6))}",
         ))
     insert_rows(con, "events", events)
+    # Collections col0-col3 are listed (col4, col5 appear only in events, like generated ones).
+    insert_rows(con, "collections", [
+        dict(collection_id="col0", title="Picks", source="curated", item_ids=["i001", "i002", "i003"]),
+        dict(collection_id="col1", title="Deals", source="rules", rule_tags=["sale"]),
+        dict(collection_id="col2", title="For you", source="ml", item_ids=[]),
+        dict(collection_id="col3", title="New", source="ml", item_ids=["i004"]),
+    ])
     inventory = [dict(item_id=f"i{int(rng.integers(n_items)):03d}",
                       ts=T0 + timedelta(minutes=int(rng.integers(minutes))),
                       in_stock=None if rng.random() < .3 else bool(rng.random() < .7),

@@ -160,3 +160,27 @@ def test_unknown_users_and_items_get_each_features_default(store):
             assert math.isnan(f[feature.name]), feature.name
         elif feature.name not in ("context_hour", "context_day_of_week"):
             assert f[feature.name] == feature.default, feature.name
+
+
+def test_collection_features_count_what_happened_inside_the_collection(store):
+    insert_rows(store, "collections", [dict(collection_id="deals", title="Deals", source="curated",
+                                            item_ids=["a", "b"])])
+    rows = [event("impression", 0, user=f"u{k}", collection_id="deals", row=1, position=0) for k in range(4)]
+    rows += [event("click", 0, user="u1", collection_id="deals"),
+             event("purchase", 0, user="u1", collection_id="deals"),
+             event("click", 0, user="u1", collection_id="other"), event("click", 0, user="u1")]
+    insert_rows(store, "events", rows)
+    deals, other = features_both_ways(store, [("u1", "a", at(7), None, None, None, "deals"),
+                                              ("u2", "b", at(30), None, None, None, "nowhere")])
+    assert deals["collection_impressions_7d"] == pytest.approx(4 * HALF)
+    assert deals["collection_clicks_7d"] == pytest.approx(HALF)
+    month = HALF ** (7 / 30)
+    assert deals["collection_ctr"] == pytest.approx((month + 1) / (4 * month + 20))
+    # Row 1, position 0 is examined with probability 1/1.5.
+    assert deals["collection_debiased_ctr"] == pytest.approx((month + 1) / (4 * month / 1.5 + 5))
+    assert deals["collection_conversion"] == pytest.approx((month + 1) / (month + 10))
+    assert (deals["collection_source"], deals["collection_size"]) == (1.0, 2.0)
+    assert deals["user_collection_share"] == pytest.approx(2 / 4)  # click + purchase of 4 engagements
+    assert deals["user_hours_since_collection"] == pytest.approx(7 * 24)
+    assert other["collection_ctr"] == pytest.approx(1 / 20)  # unknown collection: the prior
+    assert other["collection_source"] == 0.0 and math.isnan(other["collection_size"])

@@ -33,7 +33,8 @@ def _requests(rng: np.random.Generator, info: dict, n: int) -> list[dict]:
         slate = [f"i{int(i):03d}" for i in rng.choice(info["n_items"] + 5, size=8, replace=False)]  # some unknown
         requests.append(dict(user=user, ts=T0 + timedelta(minutes=minute), items=slate,
                              context=dict(surface=SURFACES[int(rng.integers(3))] if rng.random() < .9 else None,
-                                          location=LOCATIONS[int(rng.integers(3))], session_id=session)))
+                                          location=LOCATIONS[int(rng.integers(3))], session_id=session,
+                                          collection_id=f"col{int(rng.integers(8))}")))
     return sorted(requests, key=lambda r: r["ts"])
 
 
@@ -48,7 +49,8 @@ def test_online_state_replayed_to_t_equals_offline_features_at_t(con, state_clas
     rng = np.random.default_rng(11)
     requests = _requests(rng, info, 120)
 
-    rows = [(r["user"], item, r["ts"], r["context"]["surface"], r["context"]["location"], r["context"]["session_id"])
+    rows = [(r["user"], item, r["ts"], *(r["context"][k] for k in ("surface", "location", "session_id",
+                                                                     "collection_id")))
             for r in requests for item in r["items"]]
     offline = OfflineFeatures(con, space).compute(examples_table(rows))
     expected = np.column_stack([offline.column(name).to_numpy() for name in space.names])
@@ -56,7 +58,8 @@ def test_online_state_replayed_to_t_equals_offline_features_at_t(con, state_clas
     events = con.sql("SELECT * FROM events ORDER BY ts").to_arrow_table()
     inventory = con.sql("SELECT * FROM inventory ORDER BY ts").to_arrow_table()
     state = state_class(space, con.sql("SELECT * FROM items").to_arrow_table(),
-                        con.sql("SELECT * FROM users").to_arrow_table())
+                        con.sql("SELECT * FROM users").to_arrow_table(),
+                        con.sql("SELECT * FROM collections").to_arrow_table())
     event_ts = events.column("ts").to_pylist()
     inventory_ts = inventory.column("ts").to_pylist()
     applied = applied_inventory = 0

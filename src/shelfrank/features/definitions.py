@@ -50,6 +50,8 @@ STREAM_KEYS: dict[str, tuple[str, ...]] = {
     "user_brand": ("user_id", "brand"),
     "user_item": ("user_id", "item_id"),
     "session": ("user_id", "session_id"),
+    "collection": ("collection_id",),
+    "user_collection": ("user_id", "collection_id"),
 }
 # The item attribute a user x attribute stream is keyed by (None: not an attribute stream).
 STREAM_ITEM_ATTRIBUTE: dict[str, str | None] = {
@@ -70,7 +72,10 @@ ATTRIBUTE_INPUTS = (
     "item.has_image",
     "item.created_t",  # seconds since the epoch
     "item.in_stock",  # at t: the latest inventory stock update before t, else the catalog's
+    "collection.source",  # curated / rules / ml from the collections table ("" if not listed)
+    "collection.size",  # number of explicit items (NaN for rule collections and unlisted ones)
 )
+COLLECTION_SOURCES = ("curated", "ml", "rules")  # fixed codes: 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -221,17 +226,18 @@ def _log_price(price: np.ndarray) -> np.ndarray:
 
 
 def smoothed_rate(name: str, numerator: str, denominator: str, alpha: float, beta: float,
-                  description: str, weight: Weight = "one") -> Feature:
+                  description: str, weight: Weight = "one", stream: str = "item") -> Feature:
     """(numerator + alpha) / (denominator + alpha + beta): a Beta(alpha, beta) prior on the rate."""
     hl = RATE_HALF_LIFE_DAYS
-    num = _counter("item", "decayed_sum", (numerator,), half_life_days=hl)
-    den = _counter("item", "decayed_sum", (denominator,), weight, hl)
+    num = _counter(stream, "decayed_sum", (numerator,), half_life_days=hl)
+    den = _counter(stream, "decayed_sum", (denominator,), weight, hl)
 
     def formula(x: Inputs, v: Vocabularies) -> np.ndarray:
         return (x[num.name] + alpha) / (x[den.name] + alpha + beta)
 
     label = "position-debiased rate" if weight == "examination" else "smoothed rate"
-    return Feature(name, "item", label, description, (num.name, den.name), formula, counters=(num, den),
+    scope: Scope = "item" if stream == "item" else "collection"
+    return Feature(name, scope, label, description, (num.name, den.name), formula, counters=(num, den),
                    events=(numerator, denominator), half_life_days=hl, default=alpha / (alpha + beta))
 
 
@@ -354,6 +360,31 @@ def _feature_list() -> tuple[Feature, ...]:
                   "Surface (web, ios, ...) as a code.", kind="categorical"),
         attribute("context_location", "context", ("context.location",),
                   _encode("context.location", "location"), "Request location as a code.", kind="categorical"),
+        # --- collection (examples and requests name the collection the item is shown in) -----
+        decayed_count("collection_impressions_7d", "collection", "collection", "impression", 7.0,
+                      "Item impressions shown in this collection (all users), 7-day half-life."),
+        decayed_count("collection_clicks_7d", "collection", "collection", "click", 7.0,
+                      "Clicks on items in this collection (all users), 7-day half-life."),
+        smoothed_rate("collection_ctr", "click", "impression", 1.0, 19.0,
+                      "Clicks / item impressions in this collection (30-day decay), Beta(1, 19) prior.",
+                      stream="collection"),
+        smoothed_rate("collection_debiased_ctr", "click", "impression", 1.0, 4.0,
+                      "Clicks / expected clicks (examination-weighted impressions) in this collection "
+                      "(30-day decay), Beta(1, 4) prior.", weight="examination", stream="collection"),
+        smoothed_rate("collection_conversion", "purchase", "click", 1.0, 9.0,
+                      "Purchases / clicks attributed to this collection (30-day decay), Beta(1, 9) prior.",
+                      stream="collection"),
+        attribute("collection_source", "collection", ("collection.source",),
+                  lambda x, v: Vocabularies({"source": COLLECTION_SOURCES}).encode("source", x["collection.source"]),
+                  "curated = 1, ml = 2, rules = 3; 0 when the collection is not in the collections table.",
+                  kind="categorical"),
+        attribute("collection_size", "collection", ("collection.size",), lambda x, v: x["collection.size"],
+                  "Number of explicit items of the collection; NaN for rule collections and unknown ones.",
+                  default=math.nan),
+        engagement_share("user_collection_share", "user_collection",
+                         "Share of the user's decayed engagement (30-day) that happened in this collection."),
+        hours_since("user_hours_since_collection", "cross", "user_collection", ENGAGEMENT,
+                    "Hours since the user last engaged with an item in this collection; capped at 720."),
         # --- session ---------------------------------------------------------------------
         *[
             Feature(name, "session", "count", desc, (c.name,), (lambda cn: lambda x, v: x[cn])(c.name),

@@ -31,7 +31,7 @@ from shelfrank.features.definitions import (
 
 # exp() of a double overflows past ~709; stay well inside so sums of many terms are safe too.
 MAX_EXPONENT = 600.0
-CONTEXT_COLUMNS = ("surface", "location", "session_id")
+CONTEXT_COLUMNS = ("surface", "location", "session_id", "collection_id")
 _T = "epoch_us({col}) / 1000000.0"  # seconds since the epoch as DOUBLE; online uses the same arithmetic
 
 
@@ -54,7 +54,8 @@ class OfflineFeatures:
 
     >>> table = OfflineFeatures(store.con, space).compute(examples)  # doctest: +SKIP
 
-    ``examples`` holds user_id, item_id, ts and optionally surface, location, session_id.
+    ``examples`` holds user_id, item_id, ts and optionally surface, location, session_id and
+    collection_id (the collection the item is shown in).
     The result holds user_id, item_id, ts, then one float64 column per feature in the order
     of ``space.features``, one row per example in the input order.
     """
@@ -104,7 +105,8 @@ class OfflineFeatures:
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _sr_ex AS
             SELECT x._row, x.user_id, x.item_id, {_T.format(col='x.ts')} AS t,
-                   x.surface, x.location, x.session_id, i.vertical, i.category_id, i.brand, i.rowid AS _ik
+                   x.surface, x.location, x.session_id, x.collection_id,
+                   i.vertical, i.category_id, i.brand, i.rowid AS _ik
             FROM _sr_examples_in x LEFT JOIN items i ON i.item_id = x.item_id
         """)
         self.con.unregister("_sr_examples_in")
@@ -211,11 +213,15 @@ class OfflineFeatures:
                    {_T.format(col='i.created_at')} AS "item.created_t",
                    CASE WHEN i.item_id IS NULL THEN NULL
                         ELSE coalesce({stock_at}, CAST(coalesce(i.in_stock, i.stock_quantity > 0, true) AS DOUBLE))
-                   END AS "item.in_stock"
+                   END AS "item.in_stock",
+                   coalesce(c.source, '') AS "collection.source",
+                   CAST(len(c.item_ids) AS DOUBLE) AS "collection.size"
             FROM _sr_ex ex
             LEFT JOIN items i ON i.item_id = ex.item_id
             LEFT JOIN users u ON u.user_id = ex.user_id
             LEFT JOIN medians m ON m.category_id = i.category_id
+            LEFT JOIN (SELECT collection_id, any_value(source) AS source, any_value(item_ids) AS item_ids
+                       FROM collections GROUP BY collection_id) c ON c.collection_id = ex.collection_id
             {inventory_joins}
             ORDER BY ex._row
         """).to_arrow_table()
@@ -233,7 +239,7 @@ class OfflineFeatures:
 
 _EVENT_VIEW = """
     CREATE OR REPLACE TEMP TABLE _sr_ev AS
-    SELECT e.user_id, e.item_id, e.session_id, {t} AS t, e.event_type,
+    SELECT e.user_id, e.item_id, e.session_id, e.collection_id, {t} AS t, e.event_type,
            i.vertical, i.category_id, i.brand, i.rowid AS _ik,
            CASE WHEN i.price > 0 THEN ln(i.price) END AS log_price,
            coalesce(x.w, 0.0) AS exam_w

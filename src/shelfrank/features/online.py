@@ -184,11 +184,13 @@ class KeyedCounters:
 class InMemoryFeatureState:
     """The in-process online state. ``update`` with events, ``get`` a feature matrix."""
 
-    def __init__(self, space: FeatureSpace, items: pa.Table, users: pa.Table | None = None) -> None:
+    def __init__(self, space: FeatureSpace, items: pa.Table, users: pa.Table | None = None,
+                 collections: pa.Table | None = None) -> None:
         self.space = space
         self.counters = space.counters
         self._load_catalog(items)
         self._load_users(users)
+        self._load_collections(collections)
         self.items = CounterTable(self.counters.get("item", ()), rows=len(self.item_ids))
         # Users get a dense code in arrival order; user-keyed counters are tables addressed by it.
         self.user_codes: dict[str, int] = {}
@@ -196,7 +198,10 @@ class InMemoryFeatureState:
         # user x (vertical | category | brand | item): one table per stream, keyed by
         # (user code << 32) | attribute code, kept sorted so a request finds its rows by binary search.
         self.user_keyed = {s: KeyedCounters(cs) for s, cs in self.counters.items()
-                           if s not in ("user", "item", "session")}
+                           if s not in ("user", "item", "session", "collection")}
+        # Collections are not a fixed catalog (generated ones appear in events): codes like users.
+        self.collection_codes: dict[str, int] = {}
+        self.collection_totals = CounterTable(self.counters.get("collection", ()))
         # The session stream keeps only each user's current session.
         self.current_session: list[str] = []
         self.sessions = CounterTable(self.counters.get("session", ()))
@@ -239,6 +244,15 @@ class InMemoryFeatureState:
         sub = _strings(users.column("subscription"))
         self.profiles = {u: (lo, s) for u, lo, s in zip(ids, loc, sub, strict=True)}
 
+    def _load_collections(self, collections: pa.Table | None) -> None:
+        self.collection_profiles: dict[str, tuple[str, float]] = {}
+        if collections is None:
+            return
+        ids = _strings(collections.column("collection_id"))
+        source = _strings(collections.column("source"))
+        size = _floats(pc.list_value_length(collections.column("item_ids")))
+        self.collection_profiles = {c: (s, n) for c, s, n in zip(ids, source, size, strict=True)}
+
     def item_index(self, item_ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """Catalog index of each id, -1 for unknown ids; a binary search, vectorized."""
         ids = np.asarray(item_ids, dtype=str)
@@ -258,9 +272,10 @@ class InMemoryFeatureState:
             self._add(self.items, self.counters["item"], ev, ev["item"])
         if "user" in self.counters:
             self._add(self.user_totals, self.counters["user"], ev, ev["user_code"])
+        if "collection" in self.counters:
+            self._add(self.collection_totals, self.counters["collection"], ev, ev["collection_code"])
         for stream, keyed in self.user_keyed.items():
-            attribute = STREAM_ITEM_ATTRIBUTE.get(stream)
-            code = ev["item"] if attribute is None else ev[attribute]
+            code = self._stream_code(stream, ev)
             key = np.where(code >= 0, (ev["user_code"] << 32) | np.maximum(code, 0), -1)
             self._add(keyed, keyed.table.counters, ev, key)
         if "session" in self.counters:
@@ -271,6 +286,21 @@ class InMemoryFeatureState:
         keep = (key >= 0) & _matches(counters, ev)
         if keep.any():
             table.add(key[keep], ev["t"][keep], self._contributions(counters, ev, keep))
+
+    def _stream_code(self, stream: str, ev: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The second key of a user x something stream, as an integer code (-1: none)."""
+        if stream == "user_item":
+            return ev["item"]
+        if stream == "user_collection":
+            return ev["collection_code"]
+        return ev[STREAM_ITEM_ATTRIBUTE[stream]]
+
+    def _collection_code(self, collections: np.ndarray) -> np.ndarray:
+        uniques, inverse = np.unique(collections, return_inverse=True)
+        codes = np.fromiter((-1 if c == "" else self.collection_codes.setdefault(str(c), len(self.collection_codes))
+                             for c in uniques), dtype=np.int64, count=len(uniques))
+        self.collection_totals.grow(len(self.collection_codes))
+        return codes[inverse]
 
     def _user_code(self, users: np.ndarray) -> np.ndarray:
         """Dense codes for user ids; new users get the next codes (one dict lookup per distinct user)."""
@@ -325,6 +355,7 @@ class InMemoryFeatureState:
 
         ev = {
             "user_code": self._user_code(_strings(events.column("user_id"))),
+            "collection_code": self._collection_code(_strings(events.column("collection_id"))),
             "t": _timestamps(events.column("ts")),
             "type": _strings(events.column("event_type")),
             "session": _strings(events.column("session_id")),
@@ -366,7 +397,8 @@ class InMemoryFeatureState:
         code = self.user_codes.get(user_id, -1)
         inputs: dict[str, np.ndarray] = {}
         for stream, counters in self.counters.items():
-            values = self._read_stream(stream, code, item, t, str(context.get("session_id") or ""))
+            values = self._read_stream(stream, code, item, t, str(context.get("session_id") or ""),
+                                       self.collection_codes.get(str(context.get("collection_id") or ""), -1))
             for j, c in enumerate(counters):
                 inputs[c.name] = values[:, j]
 
@@ -376,6 +408,7 @@ class InMemoryFeatureState:
         price_now = np.where(np.isnan(self.price_now), self.catalog_price, self.price_now)
         stock_now = np.where(np.isnan(self.stock_now), self.catalog_in_stock, self.stock_now)
         location, subscription = self.profiles.get(user_id, ("", ""))
+        source, size = self.collection_profiles.get(str(context.get("collection_id") or ""), ("", np.nan))
         inputs.update({
             "context.t": np.array([t]),
             "context.surface": np.array([str(context.get("surface") or "")]),
@@ -387,10 +420,13 @@ class InMemoryFeatureState:
             "item.has_image": per_item(self.has_image),
             "item.created_t": per_item(self.created_t),
             "item.in_stock": per_item(stock_now),
+            "collection.source": np.array([source]),
+            "collection.size": np.array([size]),
         })
         return inputs
 
-    def _read_stream(self, stream: str, user: int, item: np.ndarray, t: float, session_id: str) -> np.ndarray:
+    def _read_stream(self, stream: str, user: int, item: np.ndarray, t: float, session_id: str,
+                     collection: int) -> np.ndarray:
         if stream == "item":
             return self.items.read(item, t)
         if stream == "user":  # the same for every item: one row, broadcast by the formulas
@@ -398,9 +434,15 @@ class InMemoryFeatureState:
         if stream == "session":
             current = user >= 0 and session_id != "" and self.current_session[user] == session_id
             return self.sessions.read(np.array([user if current else -1]), t)
+        if stream == "collection":
+            return self.collection_totals.read(np.array([collection]), t)
         keyed = self.user_keyed[stream]
-        attribute = STREAM_ITEM_ATTRIBUTE.get(stream)
-        code = item if attribute is None else np.where(item >= 0, self.attribute_codes[attribute][item], -1)
+        if stream == "user_item":
+            code = item
+        elif stream == "user_collection":
+            code = np.array([collection])
+        else:
+            code = np.where(item >= 0, self.attribute_codes[STREAM_ITEM_ATTRIBUTE[stream]][item], -1)
         key = np.where((code >= 0) & (user >= 0), (np.int64(user) << 32) | np.maximum(code, 0), -1)
         return keyed.table.read(np.where(key >= 0, keyed.rows_of(key), -1), t)
 
