@@ -210,9 +210,10 @@ def _content_hash(files: list[Path]) -> str:
 # -- the stage: parsed values and the first failing check per row ------------------------------
 
 
-def _stage_sql(contract: Contract, source: _Source, checks: list[Check]) -> str:
-    """CREATE TEMP TABLE _stage: _file, _row, the contract's typed columns (derived where the
-    file leaves them empty), and _check (index into `checks` of the first failure, or NULL)."""
+def _stage_sql(contract: Contract, source: _Source, checks: list[Check], materialize: bool) -> str:
+    """CREATE TEMP TABLE (or VIEW) _stage: _file, _row, the contract's typed columns (derived
+    where the file leaves them empty), and _check (index into `checks` of the first failure,
+    or NULL)."""
     parsed = []
     for f in contract.fields:
         raw_type = source.columns.get(f.name)
@@ -240,7 +241,7 @@ def _stage_sql(contract: Contract, source: _Source, checks: list[Check]) -> str:
     final = [derived.get(f.name, _quote(f.name)) + f" AS {_quote(f.name)}" for f in contract.fields]
     extra = ", unknown._first_unknown_item" if contract.name == "collections" else ""
     return f"""
-        CREATE OR REPLACE TEMP TABLE _stage AS
+        CREATE OR REPLACE TEMP {'TABLE' if materialize else 'VIEW'} _stage AS
         WITH _parsed AS (SELECT _src._file, _src._row, {overflow}{', '.join(parsed)} FROM _src)
         SELECT p._file, p._row, {', '.join(final)}{extra},
                ({check_expr})::SMALLINT AS _check
@@ -279,12 +280,9 @@ def _contract_columns(contract: Contract, prefix: str = "") -> str:
     return ", ".join(prefix + _quote(f.name) for f in contract.fields)
 
 
-def _insert_events(con: duckdb.DuckDBPyConnection, contract: Contract, good: int) -> int:
+def _insert_events(con: duckdb.DuckDBPyConnection, contract: Contract, in_file_repeats: int) -> int:
     """Insert the good rows whose event_id is new; returns the rows inserted."""
     columns = _contract_columns(contract)
-    in_file_repeats = con.execute(
-        "SELECT count(*) - count(DISTINCT event_id) FROM _stage WHERE _check IS NULL"
-    ).fetchone()[0]
     rows = "SELECT * FROM _stage WHERE _check IS NULL"
     if in_file_repeats:
         # The first occurrence in the file wins; the others are duplicates.
@@ -446,20 +444,27 @@ def ingest_file(store: Store, path: Path, kind: str | None = None, progress: Pro
                 # Checked first: with values shifted, every other check would mislead.
                 checks.insert(0, Check("more values than the header has columns", "p._overflow",
                                        "'more values than the header has columns'"))
+            # Events (tens of millions of rows) are checked as a view, read once to count and
+            # once to insert: materializing them would hold the whole file in memory.
+            is_events = kind == "events"
+            distinct_ids = "count(DISTINCT event_id) FILTER (WHERE _check IS NULL)" if is_events else "0"
             try:
-                con.execute(_stage_sql(contract, source, checks))
+                con.execute(_stage_sql(contract, source, checks, materialize=not is_events))
+                counts = con.execute(
+                    f"SELECT _check, count(*), {distinct_ids} FROM _stage GROUP BY _check"
+                ).fetchall()
             except _READ_ERRORS as exc:
                 raise IngestError(f"cannot read {path}: {_first_line(exc)}") from None
-            counts = con.execute(
-                "SELECT _check, count(*) FROM _stage GROUP BY _check"
-            ).fetchall()
             advance(1)
-        rows_read = sum(n for _, n in counts)
+        rows_read = sum(n for _, n, _ in counts)
         if rows_read == 0:
             raise IngestError(f"{path} has no data rows")
         reasons: dict[str, int] = {}
-        for check_index, n in counts:
-            if check_index is not None:
+        in_file_repeats = 0
+        for check_index, n, distinct in counts:
+            if check_index is None:
+                in_file_repeats = n - distinct if is_events else 0
+            else:
                 key = checks[check_index].reason
                 reasons[key] = reasons.get(key, 0) + n
         rejected = sum(reasons.values())
@@ -467,7 +472,7 @@ def ingest_file(store: Store, path: Path, kind: str | None = None, progress: Pro
 
         with progress.task(f"{kind}: insert {good:,} rows", total=good) as advance:
             if kind == "events":
-                accepted = _insert_events(con, contract, good)
+                accepted = _insert_events(con, contract, in_file_repeats)
             else:
                 accepted = _upsert(con, contract)
                 if kind == "inventory":
@@ -508,9 +513,13 @@ def ingest_file(store: Store, path: Path, kind: str | None = None, progress: Pro
 
 
 def _drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
-    for name in ("_upsert", "_stage", "_csv"):
-        con.execute(f"DROP TABLE IF EXISTS {name}")
-    con.execute("DROP VIEW IF EXISTS _src")
+    # By type: DROP TABLE on a view is an error, and an error aborts the open transaction.
+    for kind, name in con.execute(
+        "SELECT 'VIEW', view_name FROM duckdb_views() WHERE temporary AND view_name IN ('_src', '_stage') "
+        "UNION ALL SELECT 'TABLE', table_name FROM duckdb_tables() WHERE temporary "
+        "AND table_name IN ('_stage', '_upsert', '_csv')"
+    ).fetchall():
+        con.execute(f"DROP {kind} {name}")
 
 
 def ingest_folder(store: Store, folder: Path, progress: Progress = SILENT) -> list[IngestReport]:
