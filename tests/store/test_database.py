@@ -144,3 +144,8 @@ def test_a_folder_mixing_parquet_and_csv_parts_is_an_ingest_error(store_with_ite
     write_parquet(parts / "b.parquet", {k: [v] for k, v in event().items()})
     with pytest.raises(IngestError, match="mixes Parquet and CSV"):
         ingest_file(store_with_items, parts)
+
+
+def test_an_invalid_memory_limit_is_a_store_error_naming_the_setting(tmp_path):
+    with pytest.raises(StoreError, match="invalid store.memory_limit 'lots'"):
+        Store.open(StoreConfig(data_dir=tmp_path, memory_limit="lots"))

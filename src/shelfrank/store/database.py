@@ -78,6 +78,10 @@ class Store:
                 config={"memory_limit": config.memory_limit, "threads": config.threads},
             )
         except duckdb.Error as exc:
+            if "memory" in str(exc).lower() and not isinstance(exc, duckdb.IOException):
+                raise StoreError(
+                    f"invalid store.memory_limit {config.memory_limit!r}: {_first_line(exc)}"
+                ) from None
             raise StoreError(_open_error_message(path, exc)) from None
         try:
             # Timestamps without an offset (CSV text, naive Parquet timestamps) mean UTC.
@@ -198,9 +202,14 @@ def _export_columns(contract: Contract, csv: bool) -> str:
     return ", ".join(parts)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _open_error_message(path: Path, exc: duckdb.Error) -> str:
     text = str(exc)
-    first_line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first_line = _first_line(exc)
     lowered = text.lower()
     if "lock" in lowered:
         holder = ""
