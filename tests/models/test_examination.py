@@ -125,3 +125,16 @@ def test_em_without_groups_and_randomized_without_propensity_say_what_is_missing
         ExaminationCurve(method="randomized").fit(rows, positions, clicked)
     with pytest.raises(ValueError, match="method must be one of"):
         ExaminationCurve(method="magic").fit(rows, positions, clicked)
+
+
+def test_row_reach_is_the_share_of_requests_that_got_that_deep(tmp_path):
+    # Request "a" saw rows 0-2, "b" rows 0-1, "c" row 0 only: reach = 1, 2/3, 1/3.
+    rows = np.array([0, 1, 2, 0, 1, 0, 0])
+    positions = np.array([0, 0, 0, 0, 0, 0, 1])
+    requests = np.array(["a", "a", "a", "b", "b", "c", "c"])
+    curve = ExaminationCurve(method="naive").fit(rows, positions, np.ones(7), requests=requests)
+    np.testing.assert_allclose(curve.row_reach_[0], [1.0, 2 / 3, 1 / 3])
+    served = curve.examination(np.array([2]), np.array([0]), served=True)
+    assert served[0] == pytest.approx(curve.examination(np.array([2]), np.array([0]))[0] / 3)
+    curve.save(tmp_path)
+    np.testing.assert_allclose(ExaminationCurve.load(tmp_path).row_reach_, curve.row_reach_)

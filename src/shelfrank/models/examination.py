@@ -116,6 +116,7 @@ class ExaminationCurve:
         propensity: np.ndarray | None = None,
         surface: np.ndarray | None = None,
         randomized: np.ndarray | None = None,
+        requests: np.ndarray | None = None,
     ) -> ExaminationCurve:
         """Fit from one entry per impression.
 
@@ -123,6 +124,9 @@ class ExaminationCurve:
         groups: relevance key per impression (item index, or item x context), required for EM.
         propensity / randomized: which impressions came from the uniform shuffle (randomized method).
         surface: label per impression (str or int); one curve is fitted per distinct label.
+        requests: page request id per impression. When given, ``row_reach_`` estimates P(a row
+            was reached) as the share of requests whose deepest impression is at or below it;
+            meaningful when the log records impressions only for rows the user scrolled to.
         """
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
@@ -171,6 +175,8 @@ class ExaminationCurve:
                                      self.prior_strength)
         self.row_curve_, self.column_curve_ = _normalized(row_f, col_f)
         self.impressions_, self.clicks_ = impressions, clicks
+        self.row_reach_ = _row_reach(requests, rows, surface_index, shape) if requests is not None \
+            else np.ones(shape[:2])
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
@@ -274,10 +280,12 @@ class ExaminationCurve:
 
     # ---------- using the curve ----------
 
-    def examination(self, rows: np.ndarray, positions: np.ndarray, surface=None) -> np.ndarray:
-        """P(examined) at each (row, position); rows / positions past the grid use its last value.
+    def examination(self, rows: np.ndarray, positions: np.ndarray, surface=None, served: bool = False) -> np.ndarray:
+        """P(examined | impression) at each (row, position); rows / positions past the grid use its last value.
 
         surface: None (only when a single curve was fitted), one label for all, or one label per entry.
+        served: P(examined | placed there on a served page) instead, i.e. times ``row_reach_``
+            (all ones unless fitted with ``requests``).
         """
         self._check_fitted()
         rows = np.asarray(rows, dtype=np.int64)
@@ -289,13 +297,15 @@ class ExaminationCurve:
         s = self._surface_index(surface, rows.shape)
         r = np.minimum(rows, self.row_curve_.shape[1] - 1)
         p = np.minimum(positions, self.column_curve_.shape[1] - 1)
-        return self.row_curve_[s, r] * self.column_curve_[s, p]
+        theta = self.row_curve_[s, r] * self.column_curve_[s, p]
+        return theta * self.row_reach_[s, r] if served else theta
 
-    def grid(self, surface=None) -> np.ndarray:
+    def grid(self, surface=None, served: bool = False) -> np.ndarray:
         """The full [n_rows, n_positions] curve of one surface (the shape features/examination.py uses)."""
         self._check_fitted()
         s = int(self._surface_index(surface, ()))
-        return np.outer(self.row_curve_[s], self.column_curve_[s])
+        rows = self.row_curve_[s] * self.row_reach_[s] if served else self.row_curve_[s]
+        return np.outer(rows, self.column_curve_[s])
 
     def _surface_index(self, surface, shape: tuple[int, ...]) -> np.ndarray:
         if surface is None:
@@ -330,6 +340,7 @@ class ExaminationCurve:
             "params": self.get_params(),
             "surfaces": list(self.surfaces_),
             "row_curve": self.row_curve_.tolist(),
+            "row_reach": self.row_reach_.tolist(),
             "column_curve": self.column_curve_.tolist(),
             "impressions": self.impressions_.sum(axis=(1, 2)).tolist(),
             "clicks": self.clicks_.sum(axis=(1, 2)).tolist(),
@@ -358,6 +369,7 @@ class ExaminationCurve:
         curve.surfaces_ = tuple(payload["surfaces"])
         curve.row_curve_ = np.asarray(payload["row_curve"], dtype=np.float64)
         curve.column_curve_ = np.asarray(payload["column_curve"], dtype=np.float64)
+        curve.row_reach_ = np.asarray(payload["row_reach"], dtype=np.float64)
         # Per-cell counts are not saved (only their totals): a loaded curve is for lookups.
         n_s, n_r, n_p = len(curve.surfaces_), curve.row_curve_.shape[1], curve.column_curve_.shape[1]
         curve.impressions_ = np.zeros((n_s, n_r, n_p))
@@ -425,6 +437,25 @@ def _codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         encoded = pa.array(keys, type=pa.string()).dictionary_encode()
         return np.asarray(encoded.dictionary.to_pylist(), dtype=object), np.asarray(encoded.indices, dtype=np.int64)
     return np.unique(keys, return_inverse=True)
+
+
+def _row_reach(requests: np.ndarray, rows: np.ndarray, surface_index: np.ndarray,
+               shape: tuple[int, int, int]) -> np.ndarray:
+    """P(row r reached) per surface: the share of requests whose deepest logged row is >= r."""
+    n_surfaces, n_rows, _ = shape
+    requests = np.asarray(requests)
+    if requests.shape != rows.shape:
+        raise ValueError(f"requests must have one entry per impression: got {requests.shape}, expected {rows.shape}")
+    _, request_index = _codes(requests)
+    n_requests = int(request_index.max()) + 1
+    deepest = np.full(n_requests, -1, dtype=np.int64)
+    np.maximum.at(deepest, request_index, np.minimum(rows, n_rows - 1))
+    request_surface = np.zeros(n_requests, dtype=np.int64)
+    request_surface[request_index] = surface_index
+    # Count requests by (surface, deepest row), then a reverse cumulative sum over rows.
+    counts = np.bincount(request_surface * n_rows + deepest, minlength=n_surfaces * n_rows).reshape(n_surfaces, n_rows)
+    reached = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    return reached / np.maximum(reached[:, :1], 1)
 
 
 def _cell_counts(cell: np.ndarray, clicked: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
