@@ -56,7 +56,7 @@ SCALES: dict[str, ScaleSpec] = {
     ),
     "standard": ScaleSpec(
         name="standard", n_items=500_000, n_categories=3_000, n_verticals=10, n_brands=10_000, n_users=200_000,
-        n_days=30, sessions_per_user_day=0.045,
+        n_days=30, sessions_per_user_day=0.036,
     ),
 }
 
