@@ -69,7 +69,7 @@ class ExaminationCurve:
         randomized_below: an impression counts as randomized when its propensity is below this
             (used only when ``fit`` is not given an explicit ``randomized`` mask). In the
             simulator a deterministic impression has propensity ~0.95, a randomized one ~1e-3.
-        max_iter, tol: EM stops when no factor moves by more than ``tol`` (relative), or after max_iter.
+        max_iter, tol: EM stops when no curve value moves by more than ``tol``, or after max_iter.
         relevance_prior: Beta pseudo-impressions pulling each group's relevance (EM) toward the
             mean relevance. Default 0, the maximum-likelihood relevance: measured on synthetic
             logs, shrinking toward a global mean makes relevance less tied to the item, so the
@@ -80,8 +80,11 @@ class ExaminationCurve:
         surfaces_: surface labels, in the order of the curves' first axis (``("all",)`` without surfaces).
         row_curve_: float64 [n_surfaces, n_rows], row_curve_[:, 0] == 1.
         column_curve_: float64 [n_surfaces, n_positions], column_curve_[:, 0] == 1.
-        impressions_, clicks_: float64 [n_surfaces, n_rows, n_positions] counts the curve was fitted on.
-        relevance_: (EM) P(click | examined) per group, in the order of ``groups_`` (not saved).
+        row_reach_: float64 [n_surfaces, n_rows], P(row reached) from request ids (ones without them).
+        impressions_, clicks_: float64 [n_surfaces, n_rows, n_positions] counts the curve was fitted on
+            (only their totals are saved).
+        groups_, relevance_: (EM, hybrid) the distinct group keys and each one's P(click | examined)
+            (not saved).
         n_iter_, converged_, fit_seconds_: how fitting went.
     """
 
@@ -369,7 +372,7 @@ class ExaminationCurve:
         curve.surfaces_ = tuple(payload["surfaces"])
         curve.row_curve_ = np.asarray(payload["row_curve"], dtype=np.float64)
         curve.column_curve_ = np.asarray(payload["column_curve"], dtype=np.float64)
-        curve.row_reach_ = np.asarray(payload["row_reach"], dtype=np.float64)
+        curve.row_reach_ = np.asarray(payload.get("row_reach", np.ones(curve.row_curve_.shape)), dtype=np.float64)
         # Per-cell counts are not saved (only their totals): a loaded curve is for lookups.
         n_s, n_r, n_p = len(curve.surfaces_), curve.row_curve_.shape[1], curve.column_curve_.shape[1]
         curve.impressions_ = np.zeros((n_s, n_r, n_p))
