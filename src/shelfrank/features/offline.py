@@ -92,6 +92,7 @@ class OfflineFeatures:
         inputs.update(self._read_attributes(n))
         con.execute("DROP TABLE IF EXISTS _sr_ev")
         con.execute("DROP TABLE IF EXISTS _sr_ex")
+        con.execute("DROP TABLE IF EXISTS _sr_users")
         return inputs
 
     # --- steps ---------------------------------------------------------------------------
@@ -110,6 +111,16 @@ class OfflineFeatures:
             FROM _sr_examples_in x LEFT JOIN items i ON i.item_id = x.item_id
         """)
         self.con.unregister("_sr_examples_in")
+        # Users are keyed by an integer too, and only the examples' users get one: the events of
+        # other users count for items and collections, never for a user-keyed stream.
+        self.con.execute("""
+            CREATE OR REPLACE TEMP TABLE _sr_users AS
+            SELECT user_id, row_number() OVER () AS _uk FROM (SELECT DISTINCT user_id FROM _sr_ex)
+        """)
+        self.con.execute("""
+            CREATE OR REPLACE TEMP TABLE _sr_ex AS
+            SELECT ex.*, u._uk FROM _sr_ex ex LEFT JOIN _sr_users u ON u.user_id = ex.user_id
+        """)
 
     def _time_anchor(self) -> float:
         lo, hi = self.con.execute(f"""
@@ -145,7 +156,8 @@ class OfflineFeatures:
         """
         # Items are keyed by their catalog row number: integer keys partition and join faster than
         # strings, and events about items outside the catalog count for no item (as online).
-        keys = tuple("_ik" if k == "item_id" else k for k in STREAM_KEYS[stream])
+        integer_keys = {"item_id": "_ik", "user_id": "_uk"}
+        keys = tuple(integer_keys.get(k, k) for k in STREAM_KEYS[stream])
         not_null = " AND ".join(f"{k} IS NOT NULL" for k in keys)
         key_cols = ", ".join(keys)
         groups: dict[tuple[str, ...], list[int]] = {}
@@ -239,12 +251,13 @@ class OfflineFeatures:
 
 _EVENT_VIEW = """
     CREATE OR REPLACE TEMP TABLE _sr_ev AS
-    SELECT e.user_id, e.item_id, e.session_id, e.collection_id, {t} AS t, e.event_type,
+    SELECT u._uk, e.item_id, e.session_id, e.collection_id, {t} AS t, e.event_type,
            i.vertical, i.category_id, i.brand, i.rowid AS _ik,
            CASE WHEN i.price > 0 THEN ln(i.price) END AS log_price,
            coalesce(x.w, 0.0) AS exam_w
     FROM events e
     LEFT JOIN items i ON i.item_id = e.item_id
+    LEFT JOIN _sr_users u ON u.user_id = e.user_id
     LEFT JOIN _sr_exam x
         ON x.row_i = least(greatest(coalesce(e.row, 0), 0), {max_row})
        AND x.pos_i = least(greatest(coalesce(e.position, 0), 0), {max_position})
