@@ -494,7 +494,7 @@ def ingest_file(store: Store, path: Path, kind: str | None = None, progress: Pro
             report.warnings.append(f"ignored columns not in the {kind} contract: {', '.join(source.extra_columns)}")
         con.execute(
             "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [content_hash, kind, str(path), rows_read, accepted, rejected, report.duplicates,
+            [content_hash, kind, str(path.resolve()), rows_read, accepted, rejected, report.duplicates,
              json.dumps(reasons), str(rejects_target) if rejects_target else None],
         )
         _drop_scratch(con)
