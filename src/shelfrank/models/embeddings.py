@@ -71,7 +71,7 @@ class ItemEmbeddings:
         min_group_items: groups (sessions) with fewer distinct items are left out: one item
             alone is no co-engagement, and they are most sessions in a real log.
         content_blend: pseudo-weight of the content vector for items with history
-            (final = normalize(h * als + content_blend * content) / (h + content_blend), h = history).
+            (final = normalize(h * als + content_blend * content), h = history_, both unit vectors).
         content_ridge: ridge penalty of the content projection. n_price_bands: price quantile bands.
         seed, threads: ALS initialization and solver threads (results do not depend on threads).
 
