@@ -138,3 +138,17 @@ def test_row_reach_is_the_share_of_requests_that_got_that_deep(tmp_path):
     assert served[0] == pytest.approx(curve.examination(np.array([2]), np.array([0]))[0] / 3)
     curve.save(tmp_path)
     np.testing.assert_allclose(ExaminationCurve.load(tmp_path).row_reach_, curve.row_reach_)
+
+
+def test_a_surface_without_randomized_traffic_is_named_or_falls_back_to_em():
+    logs = simulate_impressions(1500, seed=9, surfaces=("ios", "web"))
+    no_random_on_ios = np.where(logs.surface == "ios", 0.95, logs.propensity)
+    with pytest.raises(ValueError, match=r"surface\(s\) \['ios'\]"):
+        ExaminationCurve(method="randomized").fit(logs.rows, logs.positions, logs.clicked,
+                                                  propensity=no_random_on_ios, surface=logs.surface)
+    hybrid = ExaminationCurve(method="hybrid").fit(logs.rows, logs.positions, logs.clicked, groups=logs.items,
+                                                   propensity=no_random_on_ios, surface=logs.surface)
+    em = ExaminationCurve(method="em").fit(logs.rows, logs.positions, logs.clicked, groups=logs.items,
+                                           surface=logs.surface)
+    np.testing.assert_allclose(hybrid.row_curve_[0], em.row_curve_[0])  # ios: EM's rows
+    assert not np.allclose(hybrid.row_curve_[1], em.row_curve_[1])       # web: the randomized share's

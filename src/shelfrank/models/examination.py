@@ -152,6 +152,10 @@ class ExaminationCurve:
         if self.method in ("randomized", "hybrid"):
             mask = self._randomized_mask(propensity, randomized, n)
             random_impressions, random_clicks = _cell_counts(cell[mask], clicked[mask], shape)
+            unseen = [surfaces[i] for i in np.flatnonzero(random_clicks.sum(axis=(1, 2)) == 0)]
+            if unseen and self.method == "randomized":
+                raise ValueError(f"no clicks on randomized traffic for surface(s) {unseen}: the randomized "
+                                 "estimator has nothing to go on there (use method='em' or 'hybrid')")
         if self.method in ("em", "hybrid"):
             if groups is None:
                 raise ValueError(f"method={self.method!r} needs groups: the relevance key (e.g. item index) "
@@ -172,10 +176,13 @@ class ExaminationCurve:
             # absorbs); rows from the randomized share given those columns (across rows the bias
             # is which collections the policy puts first for this user, which item relevance
             # cannot absorb). A row pools its ten positions, so the randomized share suffices.
-            _, col_f = _normalized(*self._fit_em(cell, clicked, groups, shape))
+            em_rows, col_f = _normalized(*self._fit_em(cell, clicked, groups, shape))
             exposure = np.einsum("srp,sp->sr", random_impressions, col_f)
             row_f = _shrunk_sequence(random_clicks.sum(axis=2), exposure, random_impressions.sum(axis=2),
                                      self.prior_strength)
+            # A surface without randomized clicks keeps EM's rows rather than a flat guess.
+            no_random = random_clicks.sum(axis=(1, 2)) == 0
+            row_f[no_random] = em_rows[no_random]
         self.row_curve_, self.column_curve_ = _normalized(row_f, col_f)
         self.impressions_, self.clicks_ = impressions, clicks
         self.row_reach_ = _row_reach(requests, rows, surface_index, shape) if requests is not None \
