@@ -203,7 +203,7 @@ class InMemoryFeatureState:
         self.collection_codes: dict[str, int] = {}
         self.collection_totals = CounterTable(self.counters.get("collection", ()))
         # The session stream keeps only each user's current session.
-        self.current_session: list[str] = []
+        self.current_session = np.empty(0, dtype=object)  # object: session ids of any length
         self.sessions = CounterTable(self.counters.get("session", ()))
 
     # --- catalog and profiles ---------------------------------------------------------
@@ -310,7 +310,9 @@ class InMemoryFeatureState:
         n = len(self.user_codes)
         self.user_totals.grow(n)
         self.sessions.grow(n)
-        self.current_session.extend([""] * (n - len(self.current_session)))
+        if n > len(self.current_session):
+            extra = np.full(n - len(self.current_session), "", dtype=object)
+            self.current_session = np.concatenate([self.current_session, extra])
         return codes[inverse]
 
     def _update_sessions(self, ev: Mapping[str, np.ndarray]) -> None:
@@ -318,11 +320,11 @@ class InMemoryFeatureState:
         order = np.lexsort((ev["t"], ev["user_code"]))
         users = ev["user_code"][order]
         last = np.r_[users[1:] != users[:-1], True]
-        for code, session in zip(users[last], ev["session"][order][last], strict=True):  # per user, not event
-            if self.current_session[code] != session:
-                self.current_session[code] = str(session)
-                self.sessions.reset(np.array([code]))
-        current = np.asarray(self.current_session, dtype=object)[ev["user_code"]].astype(str)
+        newest_users, newest_sessions = users[last], ev["session"][order][last]
+        changed = self.current_session[newest_users] != newest_sessions
+        self.current_session[newest_users[changed]] = newest_sessions[changed]
+        self.sessions.reset(newest_users[changed])
+        current = self.current_session[ev["user_code"]].astype(str)
         key = np.where(ev["session"] == current, ev["user_code"], -1)
         self._add(self.sessions, self.counters["session"], ev, key)
 
