@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shelfrank.contracts import EVENT_TYPES
 from shelfrank.features.definitions import STREAM_ITEM_ATTRIBUTE, Counter, FeatureSpace
 from shelfrank.features.examination import examination_weight
 
@@ -114,22 +115,23 @@ class CounterTable:
 
     def add(self, rows: np.ndarray, t: np.ndarray, contributions: np.ndarray) -> None:
         """Add events: contributions[i, j] is event i's weight for column j (its time for last columns)."""
-        touched, idx = np.unique(rows, return_inverse=True)
-        newest = np.full(len(touched), -np.inf)
-        np.maximum.at(newest, idx, t)
+        order = np.argsort(rows, kind="stable")
+        rows, t, contributions = rows[order], t[order], contributions[order]
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        touched = rows[starts]
+        idx = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(rows)]))
         old = self.anchor[touched]
-        anchor = np.maximum(old, newest)
+        anchor = np.maximum(old, np.maximum.reduceat(t, starts))
         gap = np.where(np.isfinite(old), anchor - old, 0.0)
         block = self.values[touched]
         sums = ~self.is_last
+        # Decay the stored values to the new anchor, then add each event decayed from its time to it.
         block[:, sums] *= np.exp(-gap[:, None] * self.rates[None, sums])
-        factor = np.exp(-(anchor[idx] - t)[:, None] * self.rates[None, sums])
-        summed = block[:, sums]
-        np.add.at(summed, idx, contributions[:, sums] * factor)
-        block[:, sums] = summed
-        last = block[:, self.is_last]
-        np.maximum.at(last, idx, contributions[:, self.is_last])
-        block[:, self.is_last] = last
+        added = contributions[:, sums] * np.exp(-(anchor[idx] - t)[:, None] * self.rates[None, sums])
+        block[:, sums] += np.add.reduceat(added, starts, axis=0)
+        if self.is_last.any():
+            block[:, self.is_last] = np.maximum(block[:, self.is_last],
+                                                np.maximum.reduceat(contributions[:, self.is_last], starts, axis=0))
         self.values[touched] = block
         self.anchor[touched] = anchor
 
@@ -212,6 +214,7 @@ class InMemoryFeatureState:
         order = np.argsort(_strings(items.column("item_id")), kind="stable")
         items = items.take(pa.array(order))
         self.item_ids = _strings(items.column("item_id"))
+        self._item_value_set = pa.array(self.item_ids, type=pa.string())
         n = len(self.item_ids)
         # Item attributes as integer codes (-1: missing) for the user x attribute streams.
         self.attribute_codes: dict[str, np.ndarray] = {}
@@ -295,25 +298,15 @@ class InMemoryFeatureState:
             return ev["collection_code"]
         return ev[STREAM_ITEM_ATTRIBUTE[stream]]
 
-    def _collection_code(self, collections: np.ndarray) -> np.ndarray:
-        uniques, inverse = np.unique(collections, return_inverse=True)
-        codes = np.fromiter((-1 if c == "" else self.collection_codes.setdefault(str(c), len(self.collection_codes))
-                             for c in uniques), dtype=np.int64, count=len(uniques))
-        self.collection_totals.grow(len(self.collection_codes))
-        return codes[inverse]
-
-    def _user_code(self, users: np.ndarray) -> np.ndarray:
-        """Dense codes for user ids; new users get the next codes (one dict lookup per distinct user)."""
-        uniques, inverse = np.unique(users, return_inverse=True)
-        codes = np.fromiter((self.user_codes.setdefault(str(u), len(self.user_codes)) for u in uniques),
-                            dtype=np.int64, count=len(uniques))
+    def _user_code(self, users: pa.ChunkedArray) -> np.ndarray:
+        codes = _dense_codes(users, self.user_codes)
         n = len(self.user_codes)
         self.user_totals.grow(n)
         self.sessions.grow(n)
         if n > len(self.current_session):
             extra = np.full(n - len(self.current_session), "", dtype=object)
             self.current_session = np.concatenate([self.current_session, extra])
-        return codes[inverse]
+        return codes
 
     def _update_sessions(self, ev: Mapping[str, np.ndarray]) -> None:
         """A user's current session is the session of their newest event; a new one starts from zero."""
@@ -324,7 +317,7 @@ class InMemoryFeatureState:
         changed = self.current_session[newest_users] != newest_sessions
         self.current_session[newest_users[changed]] = newest_sessions[changed]
         self.sessions.reset(newest_users[changed])
-        current = self.current_session[ev["user_code"]].astype(str)
+        current = self.current_session[ev["user_code"]]
         key = np.where(ev["session"] == current, ev["user_code"], -1)
         self._add(self.sessions, self.counters["session"], ev, key)
 
@@ -347,7 +340,8 @@ class InMemoryFeatureState:
 
     def _event_arrays(self, events: pa.Table) -> dict[str, np.ndarray]:
         n = events.num_rows
-        item = self.item_index(_strings(events.column("item_id")))
+        # Arrow's hash lookups (C) turn the batch's strings into integer codes.
+        item = _index_in(events.column("item_id"), self._item_value_set)
         known = item >= 0
 
         def int_column(name: str) -> np.ndarray:
@@ -356,15 +350,16 @@ class InMemoryFeatureState:
             return pc.fill_null(events.column(name), 0).to_numpy(zero_copy_only=False).astype(np.int64)
 
         ev = {
-            "user_code": self._user_code(_strings(events.column("user_id"))),
-            "collection_code": self._collection_code(_strings(events.column("collection_id"))),
+            "user_code": self._user_code(events.column("user_id")),
+            "collection_code": _dense_codes(events.column("collection_id"), self.collection_codes),
             "t": _timestamps(events.column("ts")),
-            "type": _strings(events.column("event_type")),
-            "session": _strings(events.column("session_id")),
+            "type": _index_in(events.column("event_type"), _EVENT_TYPE_SET),
+            "session": pc.fill_null(events.column("session_id"), "").to_numpy(zero_copy_only=False),
             "item": item,
             "exam": examination_weight(self.space.examination_curve, int_column("row"), int_column("position")),
             "log_price": np.where(known, np.nan_to_num(self.log_price[np.where(known, item, 0)]), 0.0),
         }
+        self.collection_totals.grow(len(self.collection_codes))
         for attr, codes in self.attribute_codes.items():
             ev[attr] = np.where(known, codes[np.where(known, item, 0)], -1)
         return ev
@@ -374,7 +369,7 @@ class InMemoryFeatureState:
         types = ev["type"][keep]
         out = np.zeros((len(types), len(counters)))
         for j, c in enumerate(counters):
-            match = np.isin(types, c.event_types)
+            match = np.isin(types, _type_codes(c.event_types))
             if c.aggregate == "last_time":
                 out[:, j] = np.where(match, ev["t"][keep], -np.inf)
             else:
@@ -466,5 +461,28 @@ def _group_median(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _matches(counters: Sequence[Counter], ev: Mapping[str, np.ndarray]) -> np.ndarray:
-    types = sorted({e for c in counters for e in c.event_types})
-    return np.isin(ev["type"], types)
+    return np.isin(ev["type"], _type_codes(tuple(e for c in counters for e in c.event_types)))
+
+
+_EVENT_TYPE_SET = pa.array(EVENT_TYPES)
+
+
+def _type_codes(event_types: tuple[str, ...]) -> np.ndarray:
+    return np.array([EVENT_TYPES.index(e) for e in set(event_types)], dtype=np.int64)
+
+
+def _index_in(column: pa.ChunkedArray | pa.Array, value_set: pa.Array) -> np.ndarray:
+    """Position of each value in value_set, -1 for missing values and values not in it."""
+    return pc.fill_null(pc.index_in(column, value_set=value_set), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _dense_codes(column: pa.ChunkedArray | pa.Array, codes: dict[str, int]) -> np.ndarray:
+    """Codes from a growing dict (new values get the next code), -1 for null or empty; one dict
+    lookup per distinct value of the batch."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = pc.dictionary_encode(pc.fill_null(column, ""))
+    values = encoded.dictionary.to_pylist()
+    lookup = np.fromiter((-1 if v == "" else codes.setdefault(v, len(codes)) for v in values), dtype=np.int64,
+                         count=len(values))
+    return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
