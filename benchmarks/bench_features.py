@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--slate", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-online", action="store_true")
+    parser.add_argument("--skip-offline", action="store_true")
     args = parser.parse_args()
 
     con = duckdb.connect(":memory:", config={"threads": args.threads})
@@ -92,11 +93,12 @@ def main() -> None:
 
     # CPU seconds too: on a shared box wall time measures the neighbours as much as the code.
     t, cpu = time.perf_counter(), time.process_time()
-    table = OfflineFeatures(con, space).compute(ex)
+    table = OfflineFeatures(con, space).compute(ex) if not args.skip_offline else None
     offline_s, offline_cpu = time.perf_counter() - t, time.process_time() - cpu
-    print(f"offline: {table.num_rows:,} examples x {len(space.names)} features over {args.events:,} events "
-          f"in {offline_s:.1f} s = {table.num_rows / offline_s:,.0f} rows/s (threads={args.threads}; "
-          f"{offline_cpu:.1f} CPU s, load average {os.getloadavg()[0]:.1f})")
+    if table is not None:
+            print(f"offline: {table.num_rows:,} examples x {len(space.names)} features over {args.events:,} events "
+              f"in {offline_s:.1f} s = {table.num_rows / offline_s:,.0f} rows/s (threads={args.threads}; "
+              f"{offline_cpu:.1f} CPU s, load average {os.getloadavg()[0]:.1f})")
 
     if not args.skip_online:
         items = con.sql("SELECT * FROM items").to_arrow_table()

@@ -53,8 +53,8 @@ STREAM_KEYS: dict[str, tuple[str, ...]] = {
     "collection": ("collection_id",),
     "user_collection": ("user_id", "collection_id"),
 }
-# The item attribute a user x attribute stream is keyed by (None: not an attribute stream).
-STREAM_ITEM_ATTRIBUTE: dict[str, str | None] = {
+# The item attribute each user x attribute stream is keyed by.
+STREAM_ITEM_ATTRIBUTE: dict[str, str] = {
     "user_vertical": "vertical",
     "user_category": "category_id",
     "user_brand": "brand",

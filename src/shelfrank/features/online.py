@@ -402,8 +402,11 @@ class InMemoryFeatureState:
         def per_item(values: np.ndarray) -> np.ndarray:
             return np.where(known, values[safe], np.nan)
 
-        price_now = np.where(np.isnan(self.price_now), self.catalog_price, self.price_now)
-        stock_now = np.where(np.isnan(self.stock_now), self.catalog_in_stock, self.stock_now)
+        # The latest inventory update if there was one, else the catalog (only the requested rows).
+        price = per_item(self.price_now)
+        price = np.where(np.isnan(price), per_item(self.catalog_price), price)
+        stock = per_item(self.stock_now)
+        stock = np.where(np.isnan(stock), per_item(self.catalog_in_stock), stock)
         location, subscription = self.profiles.get(user_id, ("", ""))
         source, size = self.collection_profiles.get(str(context.get("collection_id") or ""), ("", np.nan))
         inputs.update({
@@ -412,11 +415,11 @@ class InMemoryFeatureState:
             "context.location": np.array([str(context.get("location") or "")]),
             "user.location": np.array([location]),
             "user.subscription": np.array([subscription]),
-            "item.price": per_item(price_now),
+            "item.price": price,
             "item.category_median_price": per_item(self.category_median_price),
             "item.has_image": per_item(self.has_image),
             "item.created_t": per_item(self.created_t),
-            "item.in_stock": per_item(stock_now),
+            "item.in_stock": stock,
             "collection.source": np.array([source]),
             "collection.size": np.array([size]),
         })
