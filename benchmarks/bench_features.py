@@ -96,7 +96,7 @@ def main() -> None:
     table = OfflineFeatures(con, space).compute(ex) if not args.skip_offline else None
     offline_s, offline_cpu = time.perf_counter() - t, time.process_time() - cpu
     if table is not None:
-            print(f"offline: {table.num_rows:,} examples x {len(space.names)} features over {args.events:,} events "
+        print(f"offline: {table.num_rows:,} examples x {len(space.names)} features over {args.events:,} events "
               f"in {offline_s:.1f} s = {table.num_rows / offline_s:,.0f} rows/s (threads={args.threads}; "
               f"{offline_cpu:.1f} CPU s, load average {os.getloadavg()[0]:.1f})")
 
