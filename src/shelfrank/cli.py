@@ -231,6 +231,75 @@ def status() -> None:
     console.print(table)
 
 
+@app.command("train")
+@user_errors
+def train_command(
+    test_days: Annotated[float | None, typer.Option(help="Days held out at the end (default: train.test_days).")]
+    = None,
+) -> None:
+    """Train the examination curve, both item rankers and the collection retrieval model from the store."""
+    from shelfrank.progress import RichProgress
+    from shelfrank.store.database import Store
+    from shelfrank.training_run import run_training
+
+    settings = state.resolve()
+    if test_days is not None:
+        settings = settings.model_copy(update={"train": settings.train.model_copy(update={"test_days": test_days})})
+    with Store.open(settings.store) as store, RichProgress(console) as progress:
+        trained = run_training(store, settings, progress)
+    _print_trained(trained)
+
+
+def _print_trained(trained: Any) -> None:
+    table = Table(title="trained models")
+    table.add_column("artefact")
+    table.add_column("folder")
+    for kind, path in trained.paths.items():
+        table.add_row(kind, str(path))
+    console.print(table)
+    console.print(f"training window {trained.split.start:%Y-%m-%d %H:%M} .. {trained.split.split:%Y-%m-%d %H:%M} UTC; "
+                  f"{len(trained.train_set.stage):,} impressions")
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_command(
+    truth: Annotated[
+        Path | None, typer.Option(help="Ground-truth folder of simulated data (e.g. DATA_DIR/simulated/small-7/truth).")
+    ] = None,
+    report_dir: Annotated[Path, typer.Option(help="Where the Markdown report and plots go.")] = Path("reports"),
+    version: Annotated[str | None, typer.Option(help="Model version (default: the latest).")] = None,
+) -> None:
+    """Evaluate the latest models on the held-out days: logged metrics, ground truth, position curves."""
+    from shelfrank.progress import RichProgress
+    from shelfrank.store.database import Store
+    from shelfrank.training_run import run_evaluation
+
+    settings = state.resolve()
+    with Store.open(settings.store) as store, RichProgress(console) as progress:
+        result = run_evaluation(store, settings, report_dir, truth, version, progress)
+    print_evaluation(result)
+
+
+def print_evaluation(result: Any) -> None:
+    metrics = ["ndcg_at_10", "recall_at_20", "auc_click", "auc_add_to_cart", "auc_purchase"]
+    table = Table(title="held-out days: logged metrics (biased by the old system's choices)")
+    table.add_column("policy")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for policy, values in result.logged_metrics.items():
+        table.add_row(policy, *[f"{values[m]:.4f}" for m in metrics])
+    console.print(table)
+    if result.truth_value:
+        truth_table = Table(title=f"ground truth: expected per page ({result.n_truth_requests} requests)")
+        for column in ("policy", "clicks", "add_to_carts", "purchases"):
+            truth_table.add_column(column, justify="left" if column == "policy" else "right")
+        for policy, v in result.truth_value.items():
+            truth_table.add_row(policy, f"{v['clicks']:.3f}", f"{v['add_to_carts']:.3f}", f"{v['purchases']:.3f}")
+        console.print(truth_table)
+    console.print(f"default ranker by measurement: [bold]{result.best_ranker}[/]; report: {result.report_path}")
+
+
 @app.command()
 @user_errors
 def demo(

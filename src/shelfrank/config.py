@@ -52,6 +52,19 @@ class SimulateConfig(_Section):
 _config_file_override: ContextVar[Path | None] = ContextVar("shelfrank_config_file", default=None)
 
 
+class TrainConfig(_Section):
+    test_days: float = Field(3.0, gt=0, description="Days at the end of the log held out for evaluation.")
+    max_train_requests: int = Field(4_000, ge=1, description="Whole requests sampled for training.")
+    max_test_requests: int = Field(2_000, ge=1, description="Whole requests sampled for evaluation.")
+    click_weight: float = Field(1.0, gt=0, description="Funnel weight of a click.")
+    add_to_cart_weight: float = Field(3.0, gt=0, description="Funnel weight of an add to cart.")
+    purchase_weight: float = Field(10.0, gt=0, description="Funnel weight of a purchase.")
+    n_estimators: int = Field(120, ge=1, description="Boosting rounds of the item rankers.")
+    num_leaves: int = Field(31, ge=2, description="Leaves per tree.")
+    learning_rate: float = Field(0.08, gt=0, description="Boosting learning rate.")
+    seed: int = Field(0, description="Seed for request sampling and boosting.")
+
+
 def _config_file() -> Path:
     override = _config_file_override.get()
     if override is not None:
@@ -68,6 +81,7 @@ class Settings(BaseSettings):
 
     store: StoreConfig = StoreConfig()
     simulate: SimulateConfig = SimulateConfig()
+    train: TrainConfig = TrainConfig()
 
     @classmethod
     def settings_customise_sources(

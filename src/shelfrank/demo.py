@@ -57,7 +57,7 @@ def funnel_table(store) -> Table:
                count(DISTINCT request_id), count(DISTINCT session_id), count(DISTINCT user_id)
         FROM events
         """
-    ).fetchone()
+    ).fetchall()[0]
     impressions, clicks, carts, purchases, searches, requests, sessions, users = row
     table = Table(title="funnel in the event log")
     table.add_column("measure")
@@ -81,6 +81,7 @@ def position_table(store, truth, max_position: int = 10) -> Table:
         WITH imp AS (
             SELECT request_id, item_id, position, propensity < {RANDOMIZED_PROPENSITY} AS randomized
             FROM events WHERE event_type = 'impression' AND row = 0 AND position < {max_position}
+              AND surface = 'web'  -- examination differs by surface: compare like with like
         ), clk AS (
             SELECT DISTINCT request_id, item_id FROM events WHERE event_type = 'click'
         )
@@ -98,7 +99,7 @@ def position_table(store, truth, max_position: int = 10) -> Table:
     true_curve = truth.examination(np.zeros_like(positions), positions)
     base_all = rows[0][1] or 1.0
     base_rand = rows[0][2] or 1.0
-    table = Table(title="position bias in the top row: CTR relative to position 0")
+    table = Table(title="position bias in the top row (web): CTR relative to position 0")
     for column in ("position", "logged CTR", "randomized CTR", "true examination", "randomized n"):
         table.add_column(column, justify="right")
     for (position, ctr, ctr_rand, n_rand), true in zip(rows, true_curve, strict=True):

@@ -90,6 +90,7 @@ class BoostingParams:
             "seed": self.seed,
             "deterministic": True,
             "force_row_wise": True,
+            "max_bin": 63,  # coarser histograms: faster training on 2 cores
             "verbosity": -1,
         }
 

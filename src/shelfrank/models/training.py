@@ -1,0 +1,293 @@
+"""Training: from the event log to versioned model artefacts.
+
+Steps (each a function, composed by :func:`train`):
+
+1. **Split by time.** The last `test_days` of impressions are held out for evaluation;
+   everything trains on what came before.
+2. **Labels** (features/labels.py): each impression's deepest funnel stage. Requests are
+   sampled whole (by a hash of request_id, so the sample is stable) to bound cost.
+3. **Examination curve** (models/examination.py), EM over all training impressions.
+4. **Features** (features/offline.py), point-in-time at each impression's time.
+5. **Item rankers**: (a) position as a feature, scored at the inference slot; (b) factorized
+   with the examination curve. Labels are funnel gains (FunnelWeights).
+6. **Collection retrieval**: one example per collection impression; its features are the
+   mean of its shown items' feature rows (what the user x collection affinity amounts to
+   with item-level features), its size, and the row (scored at row 0).
+7. **Artefacts**: models/<kind>/<version>/ with features, window, data hash and metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shelfrank.errors import UserFacingError
+from shelfrank.features.definitions import FeatureSpace
+from shelfrank.features.labels import item_impression_labels
+from shelfrank.features.offline import OfflineFeatures, fit_vocabularies
+from shelfrank.models.artifacts import ArtifactMetadata, new_version, save_artifact
+from shelfrank.models.collection_retrieval import CollectionRetrievalModel
+from shelfrank.models.examination import ExaminationCurve
+from shelfrank.models.item_ranker import BoostingParams, FactorizedRanker, FunnelWeights, PositionFeatureRanker
+from shelfrank.progress import SILENT, Progress
+
+SLOT_FEATURES = ("row", "position")
+RANKER_VARIANTS = ("position_feature", "factorized")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    test_days: float = 3.0
+    max_train_requests: int = 4_000
+    max_test_requests: int = 2_000
+    funnel: FunnelWeights = FunnelWeights()
+    ranker: BoostingParams = BoostingParams(n_estimators=120, num_leaves=31, learning_rate=0.08)
+    examination_method: str = "em"
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, config) -> TrainOptions:
+        """From the [train] section of the configuration (config.TrainConfig)."""
+        return cls(
+            test_days=config.test_days, max_train_requests=config.max_train_requests,
+            max_test_requests=config.max_test_requests,
+            funnel=FunnelWeights(config.click_weight, config.add_to_cart_weight, config.purchase_weight),
+            ranker=BoostingParams(n_estimators=config.n_estimators, num_leaves=config.num_leaves,
+                                  learning_rate=config.learning_rate, seed=config.seed),
+            seed=config.seed,
+        )
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    start: datetime
+    split: datetime
+    end: datetime
+
+
+@dataclass
+class ImpressionSet:
+    """Impressions of sampled requests with labels and point-in-time features, aligned by row."""
+
+    labels: pa.Table  # from item_impression_labels, filtered to the sampled requests
+    features: np.ndarray  # (n, d) float32
+    feature_names: tuple[str, ...]
+    stage: np.ndarray  # int8
+    row: np.ndarray
+    position: np.ndarray
+    groups: np.ndarray  # int64: one id per (request, row): a ranked list
+
+    @property
+    def slot_matrix(self) -> np.ndarray:
+        return np.column_stack([self.features, self.row, self.position]).astype(np.float32)
+
+    @property
+    def slot_feature_names(self) -> tuple[str, ...]:
+        return (*self.feature_names, *SLOT_FEATURES)
+
+
+@dataclass
+class TrainedModels:
+    split: TimeSplit
+    space: FeatureSpace
+    examination: ExaminationCurve
+    rankers: dict[str, PositionFeatureRanker | FactorizedRanker]
+    retrieval: CollectionRetrievalModel
+    train_set: ImpressionSet | None  # None when loaded from artefacts
+    data_hash: str
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def time_split(con: duckdb.DuckDBPyConnection, test_days: float) -> TimeSplit:
+    start, end = con.execute("SELECT min(ts), max(ts) FROM events WHERE event_type = 'impression'").fetchall()[0]
+    if start is None:
+        raise UserFacingError("the store has no impressions to train on; ingest events first (`shelfrank ingest`)")
+    split = end - timedelta(days=test_days)
+    if split <= start:
+        raise UserFacingError(
+            f"the log spans {(end - start).total_seconds() / 86400:.1f} days, too short to hold out {test_days} "
+            "days for evaluation; lower train.test_days"
+        )
+    return TimeSplit(start, split, end)
+
+
+def sample_requests(labels: pa.Table, max_requests: int, seed: int) -> pa.Table:
+    """Keep whole requests, chosen by a seeded hash of request_id (stable across runs and machines)."""
+    requests = pc.unique(labels.column("request_id"))
+    if len(requests) <= max_requests:
+        return labels
+    keys = np.array([int.from_bytes(hashlib.blake2b(f"{seed}:{r}".encode(), digest_size=8).digest(), "little")
+                     for r in requests.to_pylist()], dtype=np.uint64)
+    keep = requests.take(pa.array(np.argsort(keys)[:max_requests]))
+    return labels.filter(pc.is_in(labels.column("request_id"), value_set=keep))
+
+
+def impression_set(
+    con: duckdb.DuckDBPyConnection, space: FeatureSpace, start: datetime, end: datetime, max_requests: int,
+    seed: int,
+) -> ImpressionSet:
+    labels = sample_requests(item_impression_labels(con, start, end), max_requests, seed)
+    if labels.num_rows == 0:
+        raise UserFacingError(f"no impressions between {start} and {end}")
+    examples = labels.select(["user_id", "item_id", "ts", "surface", "location", "session_id"])
+    table = OfflineFeatures(con, space).compute(examples)
+    features = np.column_stack([table.column(n).to_numpy() for n in space.names]).astype(np.float32)
+    request = labels.column("request_id").to_numpy(zero_copy_only=False)
+    row = labels.column("row").to_numpy(zero_copy_only=False).astype(np.int64)
+    _, groups = np.unique(np.char.add(request.astype(str), "#" + row.astype(str)), return_inverse=True)
+    return ImpressionSet(
+        labels=labels, features=features, feature_names=space.names,
+        stage=labels.column("stage").to_numpy().astype(np.int8), row=row,
+        position=labels.column("position").to_numpy(zero_copy_only=False).astype(np.int64), groups=groups,
+    )
+
+
+def surfaces_of(labels: pa.Table) -> np.ndarray:
+    return pc.fill_null(labels.column("surface"), "unknown").to_numpy(zero_copy_only=False).astype(str)
+
+
+def fit_examination(con: duckdb.DuckDBPyConnection, split: TimeSplit, method: str) -> ExaminationCurve:
+    """One curve per surface: phones examine fewer positions than the web."""
+    labels = item_impression_labels(con, split.start, split.split)
+    item = labels.column("item_id").to_numpy(zero_copy_only=False)
+    _, item_codes = np.unique(item, return_inverse=True)
+    propensity = labels.column("propensity").to_numpy(zero_copy_only=False).astype(float)
+    return ExaminationCurve(method=method).fit(
+        rows=labels.column("row").to_numpy(zero_copy_only=False).astype(np.int64),
+        positions=labels.column("position").to_numpy(zero_copy_only=False).astype(np.int64),
+        clicked=labels.column("stage").to_numpy() > 0,
+        groups=item_codes,
+        propensity=np.nan_to_num(propensity, nan=1.0),
+        surface=surfaces_of(labels),
+    )
+
+
+def main_surface_grid(examination: ExaminationCurve, con: duckdb.DuckDBPyConnection) -> np.ndarray:
+    """The grid the debiased-rate features use: the most common surface's curve (one grid for all)."""
+    top = con.execute(
+        "SELECT coalesce(surface, 'unknown') FROM events WHERE event_type = 'impression' "
+        "GROUP BY ALL ORDER BY count(*) DESC LIMIT 1"
+    ).fetchall()[0][0]
+    return examination.grid(surface=top if top in examination.surfaces_ else None)
+
+
+def collection_examples(impressions: ImpressionSet) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """One row per (request, row) collection impression: mean item features, size, row; label engaged."""
+    g = impressions.groups
+    n_groups = int(g.max()) + 1
+    counts = np.bincount(g, minlength=n_groups).astype(np.float64)
+    sums = np.zeros((n_groups, impressions.features.shape[1]))
+    np.add.at(sums, g, impressions.features)
+    means = sums / counts[:, None]
+    row = np.zeros(n_groups)
+    row[g] = impressions.row
+    engaged = np.zeros(n_groups)
+    np.maximum.at(engaged, g, (impressions.stage > 0).astype(float))
+    X = np.column_stack([means, counts, row]).astype(np.float32)
+    names = (*(f"mean_{n}" for n in impressions.feature_names), "n_items", "row")
+    return X, engaged, names
+
+
+def train(con: duckdb.DuckDBPyConnection, models_dir: Path, options: TrainOptions = TrainOptions(),
+          progress: Progress = SILENT) -> TrainedModels:
+    split = time_split(con, options.test_days)
+    with progress.task("examination curve (EM over training impressions)", total=1) as advance:
+        examination = fit_examination(con, split, options.examination_method)
+        advance(1)
+    space = FeatureSpace(vocabularies=fit_vocabularies(con), examination_curve=main_surface_grid(examination, con))
+    with progress.task("point-in-time features for training impressions", total=1) as advance:
+        train_set = impression_set(con, space, split.start, split.split, options.max_train_requests, options.seed)
+        advance(1)
+    gains = options.funnel.gains(train_set.stage)
+    theta = examination.examination(train_set.row, train_set.position, surface=surfaces_of(train_set.labels))
+    rankers: dict[str, PositionFeatureRanker | FactorizedRanker] = {}
+    with progress.task("item rankers (position feature, factorized)", total=3) as advance:
+        rankers["position_feature"] = PositionFeatureRanker(options.ranker).fit(
+            train_set.slot_matrix, gains, train_set.slot_feature_names)
+        advance(1)
+        rankers["factorized"] = FactorizedRanker(options.ranker).fit(
+            train_set.features, gains, theta, train_set.feature_names)
+        advance(1)
+        X_c, y_c, names_c = collection_examples(train_set)
+        retrieval = CollectionRetrievalModel().fit(X_c, y_c, names_c)
+        advance(1)
+    data_hash = _data_hash(con, split)
+    trained = TrainedModels(split, space, examination, rankers, retrieval, train_set, data_hash)
+    trained.paths = save_models(trained, models_dir, options)
+    return trained
+
+
+def _data_hash(con: duckdb.DuckDBPyConnection, split: TimeSplit) -> str:
+    n, checksum = con.execute(
+        "SELECT count(*), coalesce(sum(hash(event_id)), 0) FROM events WHERE ts < ?", [split.split]
+    ).fetchall()[0]
+    return hashlib.sha256(f"{n}:{checksum}".encode()).hexdigest()[:16]
+
+
+def _ranker_writer(ranker: PositionFeatureRanker | FactorizedRanker, space: FeatureSpace):
+    def write(folder: Path) -> None:
+        ranker.save(folder)
+        # The vocabularies fix the codes of categorical features: serving must use the same.
+        (folder / "vocabularies.json").write_text(json.dumps(space.vocabularies.to_dict()))
+        (folder / "grid.json").write_text(json.dumps(np.asarray(space.examination_curve).tolist()))
+
+    return write
+
+
+def save_models(trained: TrainedModels, models_dir: Path, options: TrainOptions) -> dict[str, Path]:
+    window = (trained.split.start.isoformat(), trained.split.split.isoformat())
+    version = new_version(salt=trained.data_hash)
+    paths: dict[str, Path] = {}
+    for variant, ranker in trained.rankers.items():
+        train_set = trained.train_set
+        names = train_set.slot_feature_names if variant == "position_feature" else train_set.feature_names
+        meta = ArtifactMetadata(
+            kind=f"item_ranker_{variant}", version=version, features=names,
+            feature_types=dict.fromkeys(names, "float32"), training_window=window, data_hash=trained.data_hash,
+            params={"funnel": vars(options.funnel), "boosting": vars(options.ranker)},
+        )
+        paths[meta.kind] = save_artifact(models_dir, meta, _ranker_writer(ranker, trained.space))
+    meta = ArtifactMetadata(kind="collection_retrieval", version=version, features=trained.retrieval.feature_names_,
+                            training_window=window, data_hash=trained.data_hash)
+    paths[meta.kind] = save_artifact(models_dir, meta, trained.retrieval.save)
+    meta = ArtifactMetadata(kind="examination_curve", version=version, training_window=window,
+                            data_hash=trained.data_hash, params={"method": options.examination_method})
+    paths[meta.kind] = save_artifact(models_dir, meta, trained.examination.save)
+    return paths
+
+
+def load_trained(models_dir: Path, version: str | None = None) -> TrainedModels:
+    """The models of one training run (LATEST by default), checked against what they were saved with."""
+    from shelfrank.features.definitions import Vocabularies
+    from shelfrank.models.artifacts import check_compatible, read_metadata, resolve
+
+    folders = {kind: resolve(models_dir, kind, version) for kind in (
+        "item_ranker_position_feature", "item_ranker_factorized", "collection_retrieval", "examination_curve")}
+    metas = {kind: read_metadata(path) for kind, path in folders.items()}
+    examination = ExaminationCurve.load(folders["examination_curve"])
+    vocabularies = Vocabularies.from_dict(
+        json.loads((folders["item_ranker_factorized"] / "vocabularies.json").read_text()))
+    grid = json.loads((folders["item_ranker_factorized"] / "grid.json").read_text())
+    space = FeatureSpace(vocabularies=vocabularies, examination_curve=np.asarray(grid))
+    factorized = FactorizedRanker.load(folders["item_ranker_factorized"])
+    position = PositionFeatureRanker.load(folders["item_ranker_position_feature"])
+    check_compatible(metas["item_ranker_factorized"], "item_ranker_factorized", space.names)
+    check_compatible(metas["item_ranker_position_feature"], "item_ranker_position_feature",
+                     (*space.names, *SLOT_FEATURES))
+    start, split = metas["examination_curve"].training_window
+    con_end = datetime.fromisoformat(split)  # refined by the caller's log end
+    return TrainedModels(
+        split=TimeSplit(datetime.fromisoformat(start), datetime.fromisoformat(split), con_end),
+        space=space, examination=examination,
+        rankers={"position_feature": position, "factorized": factorized},
+        retrieval=CollectionRetrievalModel.load(folders["collection_retrieval"]),
+        train_set=None, data_hash=metas["examination_curve"].data_hash, paths=folders,
+    )
