@@ -340,6 +340,9 @@ class InMemoryFeatureState:
 
     def _event_arrays(self, events: pa.Table) -> dict[str, np.ndarray]:
         n = events.num_rows
+        for name in ("item_id", "session_id", "collection_id"):  # optional in a batch: absent = null
+            if name not in events.column_names:
+                events = events.append_column(name, pa.nulls(n, pa.string()))
         # Arrow's hash lookups (C) turn the batch's strings into integer codes.
         item = _index_in(events.column("item_id"), self._item_value_set)
         known = item >= 0

@@ -1,0 +1,48 @@
+"""The in-memory online state: batching, ordering and edge cases of update / get."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from feature_tables import T0, at, contract_table
+from random_store import fill_random_store
+
+from shelfrank.features import FeatureSpace, InMemoryFeatureState
+
+
+def _state(con) -> InMemoryFeatureState:
+    return InMemoryFeatureState(FeatureSpace(), con.sql("SELECT * FROM items").to_arrow_table(),
+                                con.sql("SELECT * FROM users").to_arrow_table(),
+                                con.sql("SELECT * FROM collections").to_arrow_table())
+
+
+def test_batching_and_order_do_not_change_the_state(con):
+    fill_random_store(con, seed=9, n_events=1500)
+    events = con.sql("SELECT * FROM events").to_arrow_table()  # not sorted by time
+    one, many = _state(con), _state(con)
+    one.update(events)
+    # Batches in time order (sessions follow time), each shuffled inside.
+    ordered = events.take(pa.array(np.argsort(events.column("ts").to_numpy(), kind="stable")))
+    rng = np.random.default_rng(0)
+    for start in range(0, ordered.num_rows, 97):
+        batch = ordered.slice(start, 97)
+        many.update(batch.take(pa.array(rng.permutation(batch.num_rows))))
+    items, later = [f"i{i:03d}" for i in range(40)], T0.replace(year=2027)
+    for user in ("u01", "u02", "u03"):
+        np.testing.assert_allclose(one.get(user, items, later), many.get(user, items, later),
+                                   rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_get_with_no_items_returns_an_empty_matrix_with_every_column(con):
+    fill_random_store(con, seed=1, n_events=50)
+    state = _state(con)
+    assert state.get("u01", [], at(1)).shape == (0, len(state.space.names))
+
+
+def test_a_batch_without_optional_columns_is_accepted(con):
+    fill_random_store(con, seed=1, n_events=10)
+    state = _state(con)
+    batch = contract_table("events", [dict(ts=at(0), user_id="u", session_id="s", event_type="click", item_id="i001")])
+    state.update(batch.select(["ts", "user_id", "session_id", "event_type", "item_id"]))
+    clicks = state.get("u", ["i001"], at(1))[0, state.space.names.index("user_clicks_1d")]
+    assert clicks == 0.5
