@@ -1,7 +1,8 @@
 """`shelfrank demo`: the main job on the embedded default, end to end, in about a minute.
 
-Today it simulates a store, ingests it into the DuckDB store and shows what the logs
-and the ground truth say; later stages (training, pages, serving) extend it.
+Today it simulates a store, ingests it into the DuckDB store, shows what the logs and the
+ground truth say, trains the models and evaluates them; later stages (pages, serving)
+extend it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,18 @@ def run_demo(settings: Settings, scale: str, seed: int, console: Console) -> Non
         console.print(position_table(store, truth))
         console.rule("4. what the ground truth says")
         console.print(oracle_gap_table(store, truth))
+        console.rule("5. train the models (held-out last days)")
+        from shelfrank.cli import _print_trained, print_evaluation
+        from shelfrank.training_run import run_evaluation, run_training
+
+        with RichProgress(console) as progress:
+            trained = run_training(store, settings, progress)
+        _print_trained(trained)
+        console.rule("6. evaluate them on the held-out days and on ground truth")
+        report_dir = settings.store.data_dir / "reports" / "latest"
+        with RichProgress(console) as progress:
+            result = run_evaluation(store, settings, report_dir, out / "truth", progress=progress, trained=trained)
+        print_evaluation(result)
     console.print(
         f"\nThe store is in [bold]{settings.store.database_path}[/]; try `shelfrank status` "
         f"or `shelfrank export events events.parquet`."
