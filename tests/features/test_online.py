@@ -46,3 +46,20 @@ def test_a_batch_without_optional_columns_is_accepted(con):
     state.update(batch.select(["ts", "user_id", "session_id", "event_type", "item_id"]))
     clicks = state.get("u", ["i001"], at(1))[0, state.space.names.index("user_clicks_1d")]
     assert clicks == 0.5
+
+
+def test_a_feature_space_round_trips_through_a_dict_and_refuses_unknown_features():
+    import json
+
+    import pytest
+
+    from shelfrank.features import Vocabularies
+
+    space = FeatureSpace(vocabularies=Vocabularies.from_dict({"surface": ["web", "ios"]}),
+                         examination_curve=np.array([[1.0, 0.5]]))
+    back = FeatureSpace.from_dict(json.loads(json.dumps(space.to_dict())))
+    assert back.names == space.names
+    assert back.vocabularies.values == {"surface": ("ios", "web")}
+    np.testing.assert_array_equal(back.examination_curve, space.examination_curve)
+    with pytest.raises(ValueError, match="does not declare"):
+        FeatureSpace.from_dict({**space.to_dict(), "features": ["user_clicks_1d", "user_mood"]})

@@ -425,7 +425,12 @@ def feature_matrix(features: tuple[Feature, ...], inputs: Inputs, vocabularies: 
     n = max(len(v) for v in inputs.values()) if rows is None else rows
     out = np.empty((n, len(features)), dtype=np.float64)
     for j, feature in enumerate(features):
-        out[:, j] = feature.compute(inputs, vocabularies)
+        out[:, j] = feature.formula(inputs, vocabularies)
+    # Defaults in one pass over the matrix (not one per feature): NaN means "the inputs say nothing".
+    defaults = np.array([f.default for f in features])
+    missing = np.isnan(out) & ~np.isnan(defaults)
+    if missing.any():
+        out[missing] = np.broadcast_to(defaults, out.shape)[missing]
     return out
 
 
@@ -450,6 +455,23 @@ class FeatureSpace:
 
     def matrix(self, inputs: Inputs, rows: int | None = None) -> np.ndarray:
         return feature_matrix(self.features, inputs, self.vocabularies, rows)
+
+    def to_dict(self) -> dict:
+        """What a model artefact stores to compute its features again: names, codes, curve."""
+        return {"features": list(self.names), "vocabularies": self.vocabularies.to_dict(),
+                "examination_curve": np.asarray(self.examination_curve).tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> FeatureSpace:
+        """Rebuild a saved space; fails with the difference when the code declares other features."""
+        by_name = {f.name: f for f in FEATURES}
+        unknown = [n for n in data["features"] if n not in by_name]
+        if unknown:
+            raise ValueError(f"the saved feature space names features this version does not declare: {unknown}; "
+                             "retrain the model or install the shelfrank version that trained it")
+        return cls(features=tuple(by_name[n] for n in data["features"]),
+                   vocabularies=Vocabularies.from_dict(data["vocabularies"]),
+                   examination_curve=np.asarray(data["examination_curve"], dtype=np.float64))
 
 
 def _default_curve() -> np.ndarray:
