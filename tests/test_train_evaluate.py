@@ -50,6 +50,19 @@ def test_both_rankers_beat_the_logged_order_on_ground_truth(world):
     assert all(_utility(value["oracle"]) >= _utility(v) for v in value.values())
 
 
+def test_funnel_weighting_sells_more_than_a_click_only_ranker(world):
+    value = world["result"].truth_value
+    assert value["position_feature"]["purchases"] > 1.05 * value["clicks_only"]["purchases"], value
+
+
+def test_the_headline_normalized_value_has_a_confidence_interval_above_the_logged_order(world):
+    result = world["result"]
+    best, lo, hi = result.normalized_value[result.best_ranker]
+    assert lo <= best <= hi
+    assert lo > result.normalized_value["logged"][2], result.normalized_value
+    assert result.n_truth_users > 20
+
+
 def test_the_learned_examination_curve_is_closer_to_the_truth_than_naive_ctr(world):
     curves = world["result"].position_curves
     true = np.array(curves["true"][1])

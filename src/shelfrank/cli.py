@@ -282,7 +282,7 @@ def evaluate_command(
 
 
 def print_evaluation(result: Any) -> None:
-    metrics = ["ndcg_at_10", "recall_at_20", "auc_click", "auc_add_to_cart", "auc_purchase"]
+    metrics = ["ndcg_at_10", "page_dcg", "auc_click", "auc_add_to_cart", "auc_purchase"]
     table = Table(title="held-out days: logged metrics (biased by the old system's choices)")
     table.add_column("policy")
     for m in metrics:
@@ -292,10 +292,13 @@ def print_evaluation(result: Any) -> None:
     console.print(table)
     if result.truth_value:
         truth_table = Table(title=f"ground truth: expected per page ({result.n_truth_requests} requests)")
-        for column in ("policy", "clicks", "add_to_carts", "purchases"):
+        for column in ("policy", "clicks", "add_to_carts", "purchases", "normalized [95% CI]"):
             truth_table.add_column(column, justify="left" if column == "policy" else "right")
         for policy, v in result.truth_value.items():
-            truth_table.add_row(policy, f"{v['clicks']:.3f}", f"{v['add_to_carts']:.3f}", f"{v['purchases']:.3f}")
+            norm = result.normalized_value.get(policy)
+            norm_text = f"{norm[0]:+.2f} [{norm[1]:+.2f}, {norm[2]:+.2f}]" if norm else ""
+            truth_table.add_row(policy, f"{v['clicks']:.3f}", f"{v['add_to_carts']:.3f}", f"{v['purchases']:.3f}",
+                                norm_text)
         console.print(truth_table)
     console.print(f"default ranker by measurement: [bold]{result.best_ranker}[/]; report: {result.report_path}")
 

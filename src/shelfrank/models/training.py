@@ -36,11 +36,39 @@ from shelfrank.features.offline import OfflineFeatures, fit_vocabularies
 from shelfrank.models.artifacts import ArtifactMetadata, new_version, save_artifact
 from shelfrank.models.collection_retrieval import CollectionRetrievalModel
 from shelfrank.models.examination import ExaminationCurve
-from shelfrank.models.item_ranker import BoostingParams, FactorizedRanker, FunnelWeights, PositionFeatureRanker
+from shelfrank.models.item_ranker import (
+    CLICKS_ONLY,
+    BoostingParams,
+    FactorizedRanker,
+    FunnelWeights,
+    PositionFeatureRanker,
+)
 from shelfrank.progress import SILENT, Progress
 
 SLOT_FEATURES = ("row", "position")
-RANKER_VARIANTS = ("position_feature", "factorized")
+
+
+@dataclass(frozen=True)
+class RankerSpec:
+    """One item ranker trained on every run: the two candidates and the baselines they must beat."""
+
+    name: str
+    position: str  # "feature": row/position are features, scored at (0, 0); "factorized"; "none"
+    labels: str  # "funnel": deepest-stage gains; "clicks": any engagement counts 1
+    description: str
+
+    @property
+    def uses_slot_features(self) -> bool:
+        return self.position == "feature"
+
+
+RANKERS = (
+    RankerSpec("position_feature", "feature", "funnel", "funnel labels, position as a feature, scored at slot 0"),
+    RankerSpec("factorized", "factorized", "funnel", "funnel labels, examination x relevance likelihood"),
+    RankerSpec("clicks_only", "feature", "clicks", "baseline: click labels (CTR ranker), position as a feature"),
+    RankerSpec("no_debiasing", "none", "funnel", "baseline: funnel labels, no position information at all"),
+)
+CANDIDATE_RANKERS = ("position_feature", "factorized")  # the evaluation picks the default among these
 
 
 @dataclass(frozen=True)
@@ -206,16 +234,13 @@ def train(con: duckdb.DuckDBPyConnection, models_dir: Path, options: TrainOption
     with progress.task("point-in-time features for training impressions", total=1) as advance:
         train_set = impression_set(con, space, split.start, split.split, options.max_train_requests, options.seed)
         advance(1)
-    gains = options.funnel.gains(train_set.stage)
     theta = examination.examination(train_set.row, train_set.position, surface=surfaces_of(train_set.labels))
     rankers: dict[str, PositionFeatureRanker | FactorizedRanker] = {}
-    with progress.task("item rankers (position feature, factorized)", total=3) as advance:
-        rankers["position_feature"] = PositionFeatureRanker(options.ranker).fit(
-            train_set.slot_matrix, gains, train_set.slot_feature_names)
-        advance(1)
-        rankers["factorized"] = FactorizedRanker(options.ranker).fit(
-            train_set.features, gains, theta, train_set.feature_names)
-        advance(1)
+    labels = {"funnel": options.funnel.gains(train_set.stage), "clicks": CLICKS_ONLY.gains(train_set.stage)}
+    with progress.task("item rankers and baselines, collection retrieval", total=len(RANKERS) + 1) as advance:
+        for spec in RANKERS:
+            rankers[spec.name] = fit_ranker(spec, train_set, labels[spec.labels], theta, options.ranker)
+            advance(1)
         X_c, y_c, names_c = collection_examples(train_set)
         retrieval = CollectionRetrievalModel().fit(X_c, y_c, names_c)
         advance(1)
@@ -223,6 +248,23 @@ def train(con: duckdb.DuckDBPyConnection, models_dir: Path, options: TrainOption
     trained = TrainedModels(split, space, examination, rankers, retrieval, train_set, data_hash)
     trained.paths = save_models(trained, models_dir, options)
     return trained
+
+
+def fit_ranker(spec: RankerSpec, train_set: ImpressionSet, gains: np.ndarray, theta: np.ndarray,
+               params: BoostingParams) -> PositionFeatureRanker | FactorizedRanker:
+    if spec.position == "feature":
+        return PositionFeatureRanker(params).fit(train_set.slot_matrix, gains, train_set.slot_feature_names)
+    # "none" is the factorized likelihood with examination 1 everywhere: plain cross-entropy.
+    examination = theta if spec.position == "factorized" else np.ones_like(theta)
+    return FactorizedRanker(params).fit(train_set.features, gains, examination, train_set.feature_names)
+
+
+def ranker_scores(spec: RankerSpec, ranker: PositionFeatureRanker | FactorizedRanker,
+                  impressions: ImpressionSet) -> np.ndarray:
+    """Scores at inference: the slot-aware ranker at its inference slot, the others on features alone."""
+    if spec.uses_slot_features:
+        return ranker.predict(impressions.slot_matrix)
+    return ranker.predict(impressions.features)
 
 
 def _data_hash(con: duckdb.DuckDBPyConnection, split: TimeSplit) -> str:
@@ -235,9 +277,8 @@ def _data_hash(con: duckdb.DuckDBPyConnection, split: TimeSplit) -> str:
 def _ranker_writer(ranker: PositionFeatureRanker | FactorizedRanker, space: FeatureSpace):
     def write(folder: Path) -> None:
         ranker.save(folder)
-        # The vocabularies fix the codes of categorical features: serving must use the same.
-        (folder / "vocabularies.json").write_text(json.dumps(space.vocabularies.to_dict()))
-        (folder / "grid.json").write_text(json.dumps(np.asarray(space.examination_curve).tolist()))
+        # Feature names, categorical codes and the debiasing curve: serving must compute the same.
+        (folder / "feature_space.json").write_text(json.dumps(space.to_dict()))
 
     return write
 
@@ -246,13 +287,16 @@ def save_models(trained: TrainedModels, models_dir: Path, options: TrainOptions)
     window = (trained.split.start.isoformat(), trained.split.split.isoformat())
     version = new_version(salt=trained.data_hash)
     paths: dict[str, Path] = {}
-    for variant, ranker in trained.rankers.items():
-        train_set = trained.train_set
-        names = train_set.slot_feature_names if variant == "position_feature" else train_set.feature_names
+    by_name = {spec.name: spec for spec in RANKERS}
+    space_names = trained.space.names
+    for name, ranker in trained.rankers.items():
+        spec = by_name[name]
+        names = (*space_names, *SLOT_FEATURES) if spec.uses_slot_features else space_names
         meta = ArtifactMetadata(
-            kind=f"item_ranker_{variant}", version=version, features=names,
+            kind=f"item_ranker_{name}", version=version, features=names,
             feature_types=dict.fromkeys(names, "float32"), training_window=window, data_hash=trained.data_hash,
-            params={"funnel": vars(options.funnel), "boosting": vars(options.ranker)},
+            params={"labels": spec.labels, "position": spec.position, "funnel": vars(options.funnel),
+                    "boosting": vars(options.ranker)},
         )
         paths[meta.kind] = save_artifact(models_dir, meta, _ranker_writer(ranker, trained.space))
     meta = ArtifactMetadata(kind="collection_retrieval", version=version, features=trained.retrieval.feature_names_,
@@ -266,28 +310,30 @@ def save_models(trained: TrainedModels, models_dir: Path, options: TrainOptions)
 
 def load_trained(models_dir: Path, version: str | None = None) -> TrainedModels:
     """The models of one training run (LATEST by default), checked against what they were saved with."""
-    from shelfrank.features.definitions import Vocabularies
     from shelfrank.models.artifacts import check_compatible, read_metadata, resolve
 
-    folders = {kind: resolve(models_dir, kind, version) for kind in (
-        "item_ranker_position_feature", "item_ranker_factorized", "collection_retrieval", "examination_curve")}
+    kinds = (*(f"item_ranker_{spec.name}" for spec in RANKERS), "collection_retrieval", "examination_curve")
+    folders = {kind: resolve(models_dir, kind, version) for kind in kinds}
     metas = {kind: read_metadata(path) for kind, path in folders.items()}
     examination = ExaminationCurve.load(folders["examination_curve"])
-    vocabularies = Vocabularies.from_dict(
-        json.loads((folders["item_ranker_factorized"] / "vocabularies.json").read_text()))
-    grid = json.loads((folders["item_ranker_factorized"] / "grid.json").read_text())
-    space = FeatureSpace(vocabularies=vocabularies, examination_curve=np.asarray(grid))
-    factorized = FactorizedRanker.load(folders["item_ranker_factorized"])
-    position = PositionFeatureRanker.load(folders["item_ranker_position_feature"])
-    check_compatible(metas["item_ranker_factorized"], "item_ranker_factorized", space.names)
-    check_compatible(metas["item_ranker_position_feature"], "item_ranker_position_feature",
-                     (*space.names, *SLOT_FEATURES))
+    try:
+        saved = json.loads((folders["item_ranker_factorized"] / "feature_space.json").read_text())
+        space = FeatureSpace.from_dict(saved)
+    except ValueError as exc:
+        raise UserFacingError(str(exc)) from None
+    rankers: dict[str, PositionFeatureRanker | FactorizedRanker] = {}
+    for spec in RANKERS:
+        kind = f"item_ranker_{spec.name}"
+        names = (*space.names, *SLOT_FEATURES) if spec.uses_slot_features else space.names
+        check_compatible(metas[kind], kind, names)
+        cls = PositionFeatureRanker if spec.uses_slot_features else FactorizedRanker
+        rankers[spec.name] = cls.load(folders[kind])
     start, split = metas["examination_curve"].training_window
     con_end = datetime.fromisoformat(split)  # refined by the caller's log end
     return TrainedModels(
         split=TimeSplit(datetime.fromisoformat(start), datetime.fromisoformat(split), con_end),
         space=space, examination=examination,
-        rankers={"position_feature": position, "factorized": factorized},
+        rankers=rankers,
         retrieval=CollectionRetrievalModel.load(folders["collection_retrieval"]),
         train_set=None, data_hash=metas["examination_curve"].data_hash, paths=folders,
     )
