@@ -21,8 +21,11 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest -q
 
+# Small scale only (minutes); standard scale: add --scales small standard (see docs/benchmarks.md).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_simulate_ingest.py
+	$(BIN)/python benchmarks/bench_simulate_ingest.py --scales small --repeat 3
+	$(BIN)/python benchmarks/bench_diversify.py
+	$(BIN)/python benchmarks/bench_train.py --scales small
 
 clean:
 	rm -rf $(VENV) shelfrank-data .pytest_cache
