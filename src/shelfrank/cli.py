@@ -133,10 +133,10 @@ def simulate(
     out = out or settings.store.data_dir / "simulated" / f"{scale}-{seed}"
     with RichProgress(console) as progress:
         summary = run_simulation(scale, seed, out, progress=progress)
-    _print_simulation(summary)
+    print_simulation(summary)
 
 
-def _print_simulation(summary: Any) -> None:
+def print_simulation(summary: Any) -> None:
     table = Table(title=f"simulated store in {summary.out_dir}")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -172,7 +172,7 @@ def ingest(
             reports = ingest_folder(store, path, progress=progress)
         else:
             reports = [ingest_file(store, path, kind=kind, progress=progress)]
-    _print_ingest(reports)
+    print_ingest(reports)
 
 
 def _is_part_folder(path: Path, detect_kind: Callable[[Path], str]) -> bool:
@@ -184,7 +184,7 @@ def _is_part_folder(path: Path, detect_kind: Callable[[Path], str]) -> bool:
     return True
 
 
-def _print_ingest(reports: list[Any]) -> None:
+def print_ingest(reports: list[Any]) -> None:
     table = Table(title="ingest")
     for column in ("kind", "file", "read", "accepted", "rejected", "duplicates", "top reasons"):
         numeric = column in {"read", "accepted", "rejected", "duplicates"}
@@ -247,10 +247,10 @@ def train_command(
         settings = settings.model_copy(update={"train": settings.train.model_copy(update={"test_days": test_days})})
     with Store.open(settings.store) as store, RichProgress(console) as progress:
         trained = run_training(store, settings, progress)
-    _print_trained(trained)
+    print_trained(trained)
 
 
-def _print_trained(trained: Any) -> None:
+def print_trained(trained: Any) -> None:
     table = Table(title="trained models")
     table.add_column("artefact")
     table.add_column("folder")

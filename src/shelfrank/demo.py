@@ -19,7 +19,8 @@ RANDOMIZED_PROPENSITY = 0.5  # the logging policy's shuffled share logs propensi
 
 
 def run_demo(settings: Settings, scale: str, seed: int, console: Console) -> None:
-    from shelfrank.cli import _print_ingest, _print_simulation
+    # The CLI owns how results look on a terminal; the demo prints them the same way.
+    from shelfrank.cli import print_evaluation, print_ingest, print_simulation, print_trained
     from shelfrank.simulate import GroundTruth, simulate
     from shelfrank.store.database import Store
     from shelfrank.store.ingest import ingest_folder
@@ -28,13 +29,13 @@ def run_demo(settings: Settings, scale: str, seed: int, console: Console) -> Non
     console.rule(f"1. simulate a {scale} store (seed {seed})")
     with RichProgress(console) as progress:
         summary = simulate(scale, seed, out, progress=progress)
-    _print_simulation(summary)
+    print_simulation(summary)
 
     console.rule("2. ingest it into the embedded store")
     with Store.open(settings.store) as store:
         with RichProgress(console) as progress:
             reports = ingest_folder(store, out, progress=progress)
-        _print_ingest(reports)
+        print_ingest(reports)
         console.rule("3. what the logs say")
         truth = GroundTruth.load(out / "truth")
         console.print(funnel_table(store))
@@ -42,12 +43,11 @@ def run_demo(settings: Settings, scale: str, seed: int, console: Console) -> Non
         console.rule("4. what the ground truth says")
         console.print(oracle_gap_table(store, truth))
         console.rule("5. train the models (held-out last days)")
-        from shelfrank.cli import _print_trained, print_evaluation
         from shelfrank.training_run import run_evaluation, run_training
 
         with RichProgress(console) as progress:
             trained = run_training(store, settings, progress)
-        _print_trained(trained)
+        print_trained(trained)
         console.rule("6. evaluate them on the held-out days and on ground truth")
         report_dir = settings.store.data_dir / "reports" / "latest"
         with RichProgress(console) as progress:
