@@ -18,12 +18,12 @@ import json
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import psutil
+from isolated_step import run_isolated
 
 SIMULATE = """
 import json, resource, sys, time
@@ -72,13 +72,6 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource
 """
 
 
-def run(script: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark step failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def summarize(samples: list[dict], key: str) -> tuple[float, float]:
     values = [s[key] for s in samples]
     return min(values), statistics.median(values)
@@ -101,9 +94,9 @@ def main() -> None:
             sim_dir, store_dir, raw_dir = work / f"{scale}-sim", work / f"{scale}-store", work / f"{scale}-raw"
             for d in (sim_dir, store_dir, raw_dir):
                 shutil.rmtree(d, ignore_errors=True)
-            results[scale]["simulate"].append(run(SIMULATE, scale, str(args.seed), str(sim_dir)))
-            results[scale]["raw_load"].append(run(RAW_LOAD, str(sim_dir), str(raw_dir)))
-            results[scale]["ingest"].append(run(INGEST, str(sim_dir), str(store_dir)))
+            results[scale]["simulate"].append(run_isolated(SIMULATE, scale, str(args.seed), str(sim_dir)))
+            results[scale]["raw_load"].append(run_isolated(RAW_LOAD, str(sim_dir), str(raw_dir)))
+            results[scale]["ingest"].append(run_isolated(INGEST, str(sim_dir), str(store_dir)))
             print(f"{scale} run {i + 1}/{args.repeat}: "
                   + ", ".join(f"{k} {v[-1]['seconds']:.1f}s" for k, v in results[scale].items()), file=sys.stderr)
         for d in work.glob(f"{scale}-*"):

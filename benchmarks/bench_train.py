@@ -14,12 +14,12 @@ import argparse
 import json
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import psutil
+from isolated_step import run_isolated
 
 PREPARE = """
 import sys
@@ -88,13 +88,6 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource
 """
 
 
-def run(script: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark step failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", nargs="+", default=["small"], choices=["tiny", "small", "standard"])
@@ -106,11 +99,11 @@ def main() -> None:
     for scale in args.scales:
         work = root / scale
         shutil.rmtree(work, ignore_errors=True)
-        run(PREPARE, scale, str(work))
+        run_isolated(PREPARE, scale, str(work))
         results[scale] = {
-            "features only (baseline)": run(FEATURES_ONLY, str(work)),
-            "train": run(TRAIN, str(work)),
-            "evaluate": run(EVALUATE, str(work)),
+            "features only (baseline)": run_isolated(FEATURES_ONLY, str(work)),
+            "train": run_isolated(TRAIN, str(work)),
+            "evaluate": run_isolated(EVALUATE, str(work)),
         }
         print(f"{scale}: " + ", ".join(f"{k} {v['seconds']:.0f}s" for k, v in results[scale].items()), file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
