@@ -261,6 +261,12 @@ _EVENT_VIEW = """
     LEFT JOIN _sr_exam x
         ON x.row_i = least(greatest(coalesce(e.row, 0), 0), {max_row})
        AND x.pos_i = least(greatest(coalesce(e.position, 0), 0), {max_position})
+    -- Every stream is keyed by a user, an item or a collection: events that touch none of the
+    -- examples' users, items or collections can change no feature read here. Dropping them
+    -- keeps the running tables small when examples are a sample of a large log.
+    WHERE u._uk IS NOT NULL
+       OR i.rowid IN (SELECT _ik FROM _sr_ex WHERE _ik IS NOT NULL)
+       OR e.collection_id IN (SELECT collection_id FROM _sr_ex WHERE collection_id IS NOT NULL)
 """
 
 

@@ -165,7 +165,7 @@ def impression_set(
     labels = sample_requests(item_impression_labels(con, start, end), max_requests, seed)
     if labels.num_rows == 0:
         raise UserFacingError(f"no impressions between {start} and {end}")
-    examples = labels.select(["user_id", "item_id", "ts", "surface", "location", "session_id"])
+    examples = labels.select(["user_id", "item_id", "ts", "surface", "location", "session_id", "collection_id"])
     table = OfflineFeatures(con, space).compute(examples)
     features = np.column_stack([table.column(n).to_numpy() for n in space.names]).astype(np.float32)
     request = labels.column("request_id").to_numpy(zero_copy_only=False)
