@@ -160,9 +160,12 @@ def sample_requests(labels: pa.Table, max_requests: int, seed: int) -> pa.Table:
 
 def impression_set(
     con: duckdb.DuckDBPyConnection, space: FeatureSpace, start: datetime, end: datetime, max_requests: int,
-    seed: int,
+    seed: int, labels: pa.Table | None = None,
 ) -> ImpressionSet:
-    labels = sample_requests(item_impression_labels(con, start, end), max_requests, seed)
+    """`labels`: the window's item_impression_labels when the caller already has them (not re-read)."""
+    if labels is None:
+        labels = item_impression_labels(con, start, end)
+    labels = sample_requests(labels, max_requests, seed)
     if labels.num_rows == 0:
         raise UserFacingError(f"no impressions between {start} and {end}")
     examples = labels.select(["user_id", "item_id", "ts", "surface", "location", "session_id", "collection_id"])
@@ -182,9 +185,8 @@ def surfaces_of(labels: pa.Table) -> np.ndarray:
     return pc.fill_null(labels.column("surface"), "unknown").to_numpy(zero_copy_only=False).astype(str)
 
 
-def fit_examination(con: duckdb.DuckDBPyConnection, split: TimeSplit, method: str) -> ExaminationCurve:
-    """One curve per surface: phones examine fewer positions than the web."""
-    labels = item_impression_labels(con, split.start, split.split)
+def fit_examination(labels: pa.Table, method: str) -> ExaminationCurve:
+    """One curve per surface, from every training impression: phones examine fewer positions than the web."""
     item = labels.column("item_id").to_numpy(zero_copy_only=False)
     _, item_codes = np.unique(item, return_inverse=True)
     propensity = labels.column("propensity").to_numpy(zero_copy_only=False).astype(float)
@@ -228,11 +230,15 @@ def train(con: duckdb.DuckDBPyConnection, models_dir: Path, options: TrainOption
           progress: Progress = SILENT) -> TrainedModels:
     split = time_split(con, options.test_days)
     with progress.task("examination curve (EM over training impressions)", total=1) as advance:
-        examination = fit_examination(con, split, options.examination_method)
+        # Read once: the curve uses every training impression, the rankers a sample of them.
+        train_labels = item_impression_labels(con, split.start, split.split)
+        examination = fit_examination(train_labels, options.examination_method)
         advance(1)
     space = FeatureSpace(vocabularies=fit_vocabularies(con), examination_curve=main_surface_grid(examination, con))
     with progress.task("point-in-time features for training impressions", total=1) as advance:
-        train_set = impression_set(con, space, split.start, split.split, options.max_train_requests, options.seed)
+        train_set = impression_set(con, space, split.start, split.split, options.max_train_requests, options.seed,
+                                   labels=train_labels)
+        del train_labels  # every training impression: not kept alive through the model fits
         advance(1)
     theta = examination.examination(train_set.row, train_set.position, surface=surfaces_of(train_set.labels))
     rankers: dict[str, PositionFeatureRanker | FactorizedRanker] = {}
