@@ -65,6 +65,27 @@ class TrainConfig(_Section):
     seed: int = Field(0, description="Seed for request sampling and boosting.")
 
 
+class ServeConfig(_Section):
+    host: str = Field("127.0.0.1", description="Address the HTTP service listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP service (0: any free port).")
+    admin_token: str | None = Field(
+        None, min_length=16, description="Token for the write endpoints (X-Admin-Token); unset disables them."
+    )
+    client_key: str | None = Field(None, description="Key POST /v1/events requires (X-Client-Key); unset: none.")
+    max_batch_events: int = Field(1_000, ge=1, description="Events one POST /v1/events may carry (413 beyond).")
+    max_body_bytes: int = Field(2_000_000, ge=1_024, description="Largest request body accepted (413 beyond).")
+    latency_budget_ms: float = Field(
+        250.0, gt=0, description="A page not built within this time is replaced by the fallback page."
+    )
+    redis_url: str | None = Field(None, description="redis://host:port/db shared by replicas; unset: in process.")
+    replica_id: str = Field(
+        "main", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Names this replica's intake log (data_dir/intake/<replica_id>) and its Redis entries.",
+    )
+    intake_segment_bytes: int = Field(64_000_000, ge=4_096, description="Intake log segment size before rolling.")
+    workers: int = Field(4, ge=1, le=64, description="Threads building pages off the event loop.")
+
+
 def _config_file() -> Path:
     override = _config_file_override.get()
     if override is not None:
@@ -82,6 +103,7 @@ class Settings(BaseSettings):
     store: StoreConfig = StoreConfig()
     simulate: SimulateConfig = SimulateConfig()
     train: TrainConfig = TrainConfig()
+    serve: ServeConfig = ServeConfig()
 
     @classmethod
     def settings_customise_sources(
