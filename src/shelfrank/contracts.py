@@ -12,6 +12,7 @@ written as ``|``-separated strings and timestamps as ISO 8601 (UTC if no offset)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 import pyarrow as pa
@@ -230,3 +231,31 @@ def contract_for(name: str) -> Contract:
     except KeyError:
         known = ", ".join(CONTRACTS)
         raise ValueError(f"unknown data kind {name!r}; expected one of: {known}") from None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """One homepage request: who, when, where, on what surface, and the page's size.
+
+    ``seed`` makes the page's random choices (exploration) reproducible: the same request
+    and seed give the same page.
+    """
+
+    user_id: str
+    at: datetime
+    location: str | None = None
+    surface: str = "web"
+    rows: int = 8
+    items: int = 10
+    session_id: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.user_id:
+            raise ValueError("user_id must not be empty")
+        if self.at.tzinfo is None:
+            object.__setattr__(self, "at", self.at.replace(tzinfo=UTC))
+        if not 1 <= self.rows <= 100:
+            raise ValueError(f"rows must be between 1 and 100, got {self.rows}")
+        if not 1 <= self.items <= 100:
+            raise ValueError(f"items must be between 1 and 100, got {self.items}")

@@ -115,11 +115,38 @@ class InsertPinnedCollections:
         order += [c for c in range(len(slate.collection_ids)) if c not in set(live)]
         index = np.asarray(order, dtype=np.int64)
         trace = StageTrace("insert_pinned_collections", seconds=time.perf_counter() - started)
-        return slate.with_trace(
-            trace,
-            collection_ids=slate.collection_ids[index],
-            items=slate.items[index],
-            scores=slate.scores[index],
-            collection_scores=slate.collection_scores[index],
-            pinned_rows=slate.pinned_rows[index],
-        )
+        return slate.reorder_collections(index, trace)
+
+
+class DropSimilarCollections:
+    """A collection whose shown items are too like those of a collection above it is dropped.
+
+    Similarity of two rows: cosine of their category histograms over the first `visible`
+    items (1 = the same categories in the same proportions), plus exact overlap of items.
+    Curated pinned collections are never dropped by this rule.
+    """
+
+    def __init__(self, category: np.ndarray, max_similarity: float = 0.9, visible: int = 10) -> None:
+        self.category = np.asarray(category)
+        self.max_similarity = max_similarity
+        self.visible = visible
+
+    def apply(self, slate: Slate) -> Slate:
+        started = time.perf_counter()
+        live = np.flatnonzero(slate.live_collections)
+        n_cat = int(self.category.max()) + 2 if len(self.category) else 1
+        kept_hist: list[np.ndarray] = []
+        dropped = np.zeros(len(slate.collection_ids), dtype=bool)
+        for c in live:
+            valid = np.flatnonzero(slate.valid[c])
+            top = slate.items[c, valid[np.argsort(-slate.scores[c, valid], kind="stable")[: self.visible]]]
+            hist = np.bincount(self.category[top] + 1, minlength=n_cat).astype(np.float64)
+            norm = np.linalg.norm(hist)
+            hist = hist / norm if norm > 0 else hist
+            if slate.pinned_rows[c] < 0 and kept_hist and max(float(h @ hist) for h in kept_hist) > self.max_similarity:
+                dropped[c] = True
+                continue
+            kept_hist.append(hist)
+        trace = StageTrace("drop_similar_collections", Counter({"similar_collection": int(dropped.sum())}),
+                           seconds=time.perf_counter() - started)
+        return slate.with_trace(trace, collection_scores=np.where(dropped, -np.inf, slate.collection_scores))

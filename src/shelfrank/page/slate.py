@@ -30,11 +30,18 @@ class Slate:
     collection_scores: np.ndarray  # (C,) float64, -inf for a dropped collection
     pinned_rows: np.ndarray  # (C,) int64, -1 when not pinned
     trace: tuple[StageTrace, ...] = ()
+    # The ranker's own scores, kept when `scores` becomes a display order (after diversity);
+    # None means "the same as scores".
+    relevance: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         c, _ = self.items.shape
         if self.scores.shape != self.items.shape:
             raise ValueError(f"scores {self.scores.shape} and items {self.items.shape} differ")
+        if self.relevance is None:
+            object.__setattr__(self, "relevance", self.scores.copy())
+        elif self.relevance.shape != self.items.shape:
+            raise ValueError(f"relevance {self.relevance.shape} and items {self.items.shape} differ")
         for name in ("collection_ids", "collection_scores", "pinned_rows"):
             if getattr(self, name).shape != (c,):
                 raise ValueError(f"{name} must have one entry per collection ({c})")
@@ -74,6 +81,13 @@ class Slate:
 
     def with_trace(self, trace: StageTrace, **changes: object) -> Slate:
         return replace(self, trace=(*self.trace, trace), **changes)
+
+    def reorder_collections(self, order: np.ndarray, trace: StageTrace, **changes: object) -> Slate:
+        """The same slate with its collections (rows of every array) in `order`."""
+        per_collection = {name: getattr(self, name)[order] for name in
+                          ("collection_ids", "items", "scores", "collection_scores", "pinned_rows", "relevance")}
+        per_collection.update(changes)
+        return self.with_trace(trace, **per_collection)
 
     def rows(self) -> list[tuple[str, list[int]]]:
         """The page as it reads: live collections in array order, their valid items by descending score."""

@@ -1,0 +1,49 @@
+"""The popular-categories source: the store's most engaged categories, for everyone.
+
+It is what a new user's page and the fallback page are made of (with the curated
+collections), and the popularity baseline's collection source.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shelfrank.candidates.base import CandidateCollection, UserContext
+from shelfrank.candidates.catalog import Catalog
+
+
+class PopularCategoriesSource:
+    name = "popular_categories"
+    fail_open = True
+
+    def __init__(self, catalog: Catalog, n_collections: int = 30, pool_size: int = 100, min_items: int = 4,
+                 collection_ids: dict[str, str] | None = None) -> None:
+        self.catalog = catalog
+        self.n_collections = n_collections
+        self.pool_size = pool_size
+        self.min_items = min_items
+        # category_id -> the store's id for that category's collection (e.g. "cat:c12")
+        self.collection_ids = collection_ids or {}
+
+    def propose(self, user: UserContext) -> list[CandidateCollection]:
+        cat = self.catalog
+        live = cat.in_stock & (cat.category >= 0)
+        weight = np.bincount(cat.category[live], weights=cat.popularity[live], minlength=len(cat.category_ids))
+        order = np.argsort(-weight, kind="stable")
+        top = weight[order[0]] if len(order) else 0.0
+        out: list[CandidateCollection] = []
+        for c in order:
+            if len(out) >= self.n_collections or weight[c] <= 0:
+                break
+            items = cat.items_in_category(int(c), self.pool_size)
+            if len(items) < self.min_items:
+                continue
+            cid = str(cat.category_ids[c])
+            out.append(CandidateCollection(
+                collection_id=self.collection_ids.get(cid, f"popular_categories:{cid}"),
+                title=str(cat.category_names[c]), source="rules", generator=self.name, items=items,
+                reason=f"Popular in {cat.category_names[c]}",
+                signals={"category_popularity": round(float(weight[c]), 3)},
+                prior=float(weight[c] / top) if top > 0 else 0.0,
+            ))
+        return out

@@ -1,0 +1,365 @@
+"""The page runner: one request through a pipeline declaration, stage by stage, timed.
+
+    context -> sources -> first pass -> retrieval -> item ranking -> rules (stock, images)
+    -> diversity -> ordering -> rules (dedupe, thin, similar, pinned) -> cut to size
+    -> exploration -> explanations
+
+Every stage is vectorized over the whole page (all collections' items in one feature read
+and one model call); the only Python loops run over rows (tens), never over items.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+
+import numpy as np
+
+from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
+from shelfrank.candidates.catalog import Catalog
+from shelfrank.candidates.first_pass import first_pass
+from shelfrank.contracts import PageRequest
+from shelfrank.page.diversify import AttributeSimilarity, DPPDiversifier, EmbeddingSimilarity, MMRDiversifier
+from shelfrank.page.explore import explore_slots
+from shelfrank.page.hydrate import FeatureHydrator
+from shelfrank.page.order import OrderByMarginalGain, OrderByTopKMean
+from shelfrank.page.pipeline import PagePipeline
+from shelfrank.page.result import CollectionRow, ItemSlot, Page
+from shelfrank.page.rules import (
+    DedupeItemsAcrossPage,
+    DemoteMissingImages,
+    DropOutOfStock,
+    DropSimilarCollections,
+    DropThinCollections,
+    InsertPinnedCollections,
+)
+from shelfrank.page.scorers import CollectionBatch, PopularityScorer, RankerScorer, RetrievalScorer
+from shelfrank.page.slate import Slate
+
+DAY = 86_400.0
+SLACK_ITEMS = 6  # diversity picks this many more than shown, so page-wide dedupe rarely thins a row
+
+
+@dataclass
+class PageModels:
+    """What the models part of a page needs; None members switch their stages to baselines."""
+
+    version: str = ""
+    rankers: Mapping[str, RankerScorer] = field(default_factory=dict)
+    default_ranker: str = ""
+    retrieval: RetrievalScorer | None = None
+    examination_grid: np.ndarray | None = None  # (rows, positions) for marginal-gain ordering
+    item_vectors: np.ndarray | None = None  # (n_items, d) unit vectors, catalog order
+
+
+@dataclass
+class PageResources:
+    catalog: Catalog
+    hydrator: FeatureHydrator | None
+    sources: Mapping[str, CollectionSource]
+    models: PageModels
+    user_context: Callable[[PageRequest], UserContext]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._start = self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self._last) * 1e3
+        self._last = now
+
+    def total(self) -> dict[str, float]:
+        out = {k: round(v, 3) for k, v in self.timings.items()}
+        out["total"] = round((time.perf_counter() - self._start) * 1e3, 3)
+        return out
+
+
+def request_seed(request: PageRequest, pipeline: str) -> tuple[int, str]:
+    """A seed and a request id that depend only on the request (a page is deterministic)."""
+    key = f"{request.user_id}|{request.at.astimezone(UTC).isoformat()}|{request.location}|{request.surface}|" \
+          f"{request.rows}|{request.items}|{request.session_id}|{request.seed}|{pipeline}"
+    digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+    return int.from_bytes(digest[:8], "little"), digest.hex()
+
+
+def build_page(resources: PageResources, pipeline: PagePipeline, request: PageRequest,
+               fallback_reason: str = "") -> Page:
+    clock = _Clock()
+    cat = resources.catalog
+    seed, request_id = request_seed(request, pipeline.name)
+    rng = np.random.default_rng(seed)
+    rule_counts: Counter = Counter()
+
+    user = resources.user_context(request)
+    clock.lap("context")
+
+    # --- sources (fail-open ones are traced and skipped) ---------------------------------
+    candidates: list[CandidateCollection] = []
+    names = pipeline.sources if pipeline.sources is not None else tuple(resources.sources)
+    for name in names:
+        source = resources.sources.get(name)
+        if source is None:
+            continue
+        try:
+            candidates.extend(source.propose(user))
+        except Exception:
+            if not source.fail_open:
+                raise
+            rule_counts[f"source_failed:{name}"] += 1
+    clock.lap("sources")
+
+    vectors = resources.models.item_vectors
+    kept, first_scores, removed = first_pass(candidates, cat.in_stock, pipeline.max_candidates, pipeline.min_items,
+                                             user.taste, vectors)
+    rule_counts.update(removed)
+    clock.lap("first_pass")
+
+    context = {"surface": request.surface, "location": user.location, "session_id": request.session_id}
+    hydrator = resources.hydrator
+    retrieval_scores = np.full(len(kept), np.nan)
+    n_keep = int(np.ceil(request.rows * pipeline.keep_per_row)) + 2
+    use_retrieval = pipeline.retrieval and resources.models.retrieval is not None and hydrator is not None
+    if use_retrieval and len(kept) > 0:
+        leading = [c.items[: pipeline.retrieval_items] for c in kept]
+        flat = np.concatenate(leading)
+        unique, item_row = np.unique(flat, return_inverse=True)
+        owner = np.repeat(np.arange(len(kept)), [len(x) for x in leading])
+        feats = hydrator.hydrate(user.user_id, cat.item_ids[unique], [c.collection_id for c in kept], user.t, context)
+        shown = np.minimum([len(c.items) for c in kept], request.items).astype(np.float64)
+        retrieval_scores = resources.models.retrieval.score(feats, CollectionBatch(owner, item_row, len(kept)), shown)
+        order_value = retrieval_scores
+    else:
+        order_value = first_scores
+    pinned = np.asarray([c.pinned_row >= 0 for c in kept], dtype=bool)
+    order = np.lexsort((-order_value, ~pinned))[: max(n_keep, int(pinned.sum()))] if len(kept) else np.zeros(0, int)
+    chosen = [kept[i] for i in order]
+    chosen_retrieval = retrieval_scores[order] if len(kept) else np.zeros(0)
+    chosen_first = first_scores[order] if len(kept) else np.zeros(0)
+    rule_counts["retrieval_cut"] += len(kept) - len(chosen)
+    clock.lap("retrieval")
+
+    # --- item ranking: every chosen collection's pool in one feature read and one model call ---
+    slate = _pool_slate(chosen, pipeline.item_pool)
+    ranker_name = resources.models.default_ranker if pipeline.ranker == "default" else pipeline.ranker
+    ranker = resources.models.rankers.get(ranker_name)
+    valid = slate.items >= 0
+    rows_idx, cols_idx = np.nonzero(valid)
+    pair_items = slate.items[rows_idx, cols_idx]
+    pair_features = None
+    if ranker is not None and hydrator is not None and len(pair_items):
+        unique, item_row = np.unique(pair_items, return_inverse=True)
+        feats = hydrator.hydrate(user.user_id, cat.item_ids[unique], [c.collection_id for c in chosen], user.t,
+                                 context)
+        pair_features = feats.pairs(rows_idx, item_row)
+        pair_scores = ranker.score(pair_features)
+    else:
+        ranker_name = "popularity"
+        pair_scores = PopularityScorer(cat.popularity).score_items(pair_items)
+    scores = np.full(slate.items.shape, -np.inf)
+    scores[rows_idx, cols_idx] = pair_scores
+    slate = Slate(slate.collection_ids, slate.items, scores, slate.collection_scores, slate.pinned_rows)
+    pool = slate  # before diversity: the exploration's eligible items come from here
+    clock.lap("ranking")
+
+    slate = DropOutOfStock(cat.in_stock).apply(slate)
+    slate = DemoteMissingImages(cat.has_image, remove=pipeline.remove_no_image).apply(slate)
+    clock.lap("rules")
+
+    # --- diversity inside each row -----------------------------------------------------------
+    k = min(request.items + SLACK_ITEMS, slate.items.shape[1]) if slate.items.shape[1] else 0
+    if pipeline.diversity != "none" and k > 0:
+        picks = _diversify(slate, pipeline, cat, vectors, k)
+    else:
+        picks = np.argsort(-slate.scores, axis=1, kind="stable")[:, :k]
+    slate = _select(slate, picks)
+    clock.lap("diversity")
+
+    # --- vertical order, then the page-level rules --------------------------------------------
+    if pipeline.ordering == "marginal_gain" and resources.models.examination_grid is not None:
+        slate = OrderByMarginalGain(resources.models.examination_grid, cat.category, cat.brand,
+                                    visible=request.items).apply(slate)
+    else:
+        slate = OrderByTopKMean(pipeline.top_k).apply(slate)
+    clock.lap("ordering")
+    if pipeline.dedupe_items:
+        slate = DedupeItemsAcrossPage(visible=request.items).apply(slate)
+    slate = DropThinCollections(pipeline.min_items).apply(slate)
+    slate = DropSimilarCollections(cat.category, pipeline.max_collection_similarity, request.items).apply(slate)
+    slate = InsertPinnedCollections().apply(slate)
+    for trace in slate.trace:
+        rule_counts.update(trace.removed)
+        if trace.demoted:
+            rule_counts[trace.stage.replace("demote_", "demoted_")] += trace.demoted
+    clock.lap("rules")
+
+    page_rows = _explore_and_cut(slate, pool, chosen, pipeline, request, user.t, cat, rng)
+    clock.lap("exploration")
+
+    by_id = {c.collection_id: (c, chosen_retrieval[i], chosen_first[i]) for i, c in enumerate(chosen)}
+    rows = _explain(page_rows, by_id, slate, cat, ranker if ranker_name != "popularity" else None, pair_features,
+                    pool, rows_idx, cols_idx, user, pipeline)
+    clock.lap("explain")
+    return Page(
+        request_id=request_id, user_id=request.user_id, at=request.at.astimezone(UTC).isoformat(),
+        surface=request.surface, location=user.location, rows=tuple(rows),
+        model_version=resources.models.version if ranker_name != "popularity" else "",
+        pipeline=pipeline.name, new_user=not user.known, fallback=bool(fallback_reason),
+        fallback_reason=fallback_reason, timings_ms=clock.total(),
+        rule_counts={k: int(v) for k, v in sorted(rule_counts.items()) if v},
+    )
+
+
+def _pool_slate(chosen: list[CandidateCollection], item_pool: int) -> Slate:
+    pools = [c.items[:item_pool] for c in chosen]
+    n = max((len(p) for p in pools), default=0)
+    items = np.full((len(chosen), n), -1, dtype=np.int64)
+    for i, p in enumerate(pools):
+        items[i, : len(p)] = p
+    return Slate(
+        collection_ids=np.asarray([c.collection_id for c in chosen], dtype=object), items=items,
+        scores=np.where(items >= 0, 0.0, -np.inf), collection_scores=np.zeros(len(chosen)),
+        pinned_rows=np.asarray([c.pinned_row for c in chosen], dtype=np.int64),
+    )
+
+
+def _diversify(slate: Slate, pipeline: PagePipeline, cat: Catalog, vectors: np.ndarray | None, k: int) -> np.ndarray:
+    safe = np.maximum(slate.items, 0)
+    if pipeline.similarity == "embeddings" and vectors is not None:
+        similarity = EmbeddingSimilarity(vectors[safe])
+    else:
+        codes = np.stack([cat.category[safe], cat.brand[safe], cat.category[safe] * 8 + cat.price_band[safe]], axis=-1)
+        similarity = AttributeSimilarity(np.where(slate.items[..., None] >= 0, codes, -1))
+    cls = MMRDiversifier if pipeline.diversity == "mmr" else DPPDiversifier
+    return cls(pipeline.diversity_strength).select(slate.scores, similarity, k)
+
+
+def _select(slate: Slate, picks: np.ndarray) -> Slate:
+    """Keep the picked candidates, in pick order: `scores` becomes a display order (non-increasing
+    along the picks), `relevance` keeps the ranker's scores."""
+    rows = np.arange(len(picks))[:, None]
+    ok = picks >= 0
+    safe = np.maximum(picks, 0)
+    items = np.where(ok, slate.items[rows, safe], -1)
+    relevance = np.where(ok, slate.relevance[rows, safe], -np.inf)
+    picked_scores = np.where(ok, slate.scores[rows, safe], -np.inf)
+    # Display order = pick order: a strictly decreasing key that keeps the pick sequence.
+    display = np.where(np.isfinite(picked_scores), -np.arange(picks.shape[1], dtype=np.float64)[None, :], -np.inf)
+    return Slate(slate.collection_ids, items, display, slate.collection_scores, slate.pinned_rows, slate.trace,
+                 relevance)
+
+
+@dataclass
+class _Row:
+    collection_id: str
+    items: np.ndarray
+    relevance: np.ndarray
+    explored_items: np.ndarray
+    propensity: np.ndarray
+    row_propensity: float
+    explored_row: bool
+    score: float
+
+
+def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection], pipeline: PagePipeline,
+                     request: PageRequest, t: float, cat: Catalog, rng: np.random.Generator) -> list[_Row]:
+    live = [c for c in np.flatnonzero(slate.live_collections)]
+    shown_rows = np.asarray(live[: request.rows], dtype=np.int64)
+    spare = live[request.rows:]
+    created = {c.collection_id: c.created_t for c in chosen}
+    new_rows = np.asarray([c for c in spare if t - created.get(str(slate.collection_ids[c]), -np.inf)
+                           < pipeline.new_item_days * DAY], dtype=np.int64)
+    placement = explore_slots(shown_rows, new_rows, pipeline.explore_collections,
+                              min(pipeline.explore_first_row, max(len(shown_rows) - 1, 0)), rng)
+    on_page: set[int] = set()
+    rows_out: list[_Row] = []
+    pool_index = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
+    per_row = []
+    for c in placement.shown:
+        valid = np.flatnonzero(slate.valid[c])
+        order = valid[np.argsort(-slate.scores[c, valid], kind="stable")][: request.items]
+        per_row.append((c, order))
+        on_page.update(slate.items[c, order].tolist())
+    for (c, order), explored_row, row_p in zip(per_row, placement.explored, placement.propensity, strict=True):
+        items = slate.items[c, order]
+        relevance = slate.relevance[c, order]
+        p_items = pool.items[pool_index[str(slate.collection_ids[c])]]
+        p_items = p_items[p_items >= 0]
+        eligible = p_items[(t - cat.created_t[p_items] < pipeline.new_item_days * DAY) & cat.in_stock[p_items]]
+        eligible = eligible[~np.isin(eligible, list(on_page))]
+        item_place = explore_slots(items, eligible, pipeline.explore_items,
+                                   min(pipeline.explore_first_position, max(len(items) - 1, 0)), rng)
+        shown = item_place.shown
+        rel = np.full(len(shown), np.nan)
+        keep = ~item_place.explored
+        rel[keep] = relevance[: keep.sum()]
+        on_page.update(shown.tolist())
+        rows_out.append(_Row(str(slate.collection_ids[c]), shown, rel, item_place.explored,
+                             item_place.propensity * row_p, float(row_p), bool(explored_row),
+                             float(slate.collection_scores[c])))
+    return rows_out
+
+
+def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, float, float]], slate: Slate,
+             cat: Catalog, ranker: RankerScorer | None, pair_features: np.ndarray | None, pool: Slate,
+             rows_idx: np.ndarray, cols_idx: np.ndarray, user: UserContext, pipeline: PagePipeline,
+             ) -> list[CollectionRow]:
+    # Top contributing features of the shown items: one SHAP call for the whole page.
+    contributions: dict[tuple[str, int], dict[str, float]] = {}
+    if ranker is not None and pair_features is not None:
+        pool_pos = {(str(pool.collection_ids[r]), int(pool.items[r, c])): j
+                    for j, (r, c) in enumerate(zip(rows_idx, cols_idx, strict=True))}
+        wanted = [(row.collection_id, int(i)) for row in rows for i, e in zip(row.items, row.explored_items,
+                                                                               strict=True) if not e]
+        index = [pool_pos[w] for w in wanted if w in pool_pos]
+        if index:
+            names = ranker.ranker.feature_names_[: pair_features.shape[1]]
+            values = ranker.contributions(pair_features[index], pair_features, tuple(names))
+            contributions = {w: v for w, v in zip([w for w in wanted if w in pool_pos], values, strict=True)}
+    bought = set(user.history.items[user.history.events == 3].tolist()) if len(user.history) else set()
+    out: list[CollectionRow] = []
+    for r, row in enumerate(rows):
+        cand, retrieval, first = by_id[row.collection_id]
+        slots = []
+        for p, (item, rel, explored, prop) in enumerate(zip(row.items, row.relevance, row.explored_items,
+                                                            row.propensity, strict=True)):
+            i = int(item)
+            badges = []
+            new = user.t - cat.created_t[i] < pipeline.new_item_days * DAY
+            if new:
+                badges.append("new")
+            if explored:
+                badges.append("explore")
+            if i in bought:
+                badges.append("bought before")
+            reason = ("New: shown to learn how it does" if explored else
+                      "You bought this before" if i in bought else cand.reason)
+            slots.append(ItemSlot(
+                item_id=str(cat.item_ids[i]), position=p, score=round(float(rel), 6) if np.isfinite(rel) else 0.0,
+                propensity=round(float(prop), 6), title=str(cat.titles[i]),
+                brand=str(cat.brands[cat.brand[i]]) if cat.brand[i] >= 0 else "",
+                category_id=str(cat.category_ids[cat.category[i]]) if cat.category[i] >= 0 else "",
+                category=str(cat.category_names[cat.category[i]]) if cat.category[i] >= 0 else "",
+                price=round(float(cat.price[i]), 2), image_url=str(cat.image_urls[i]),
+                has_image=bool(cat.has_image[i]), explore=bool(explored), badges=tuple(badges), reason=reason,
+                signals=contributions.get((row.collection_id, i), {}),
+            ))
+        signals = {**{k: float(v) for k, v in cand.signals.items()}, "prior": round(float(cand.prior), 4),
+                   "first_pass": round(float(first), 4)}
+        if np.isfinite(retrieval):
+            signals["retrieval"] = round(float(retrieval), 6)
+        out.append(CollectionRow(
+            collection_id=row.collection_id, title=cand.title, source=cand.source, generator=cand.generator, row=r,
+            score=round(row.score, 6) if np.isfinite(row.score) else 0.0,
+            reason="New collection: shown to learn how it does" if row.explored_row else cand.reason,
+            items=tuple(slots), retrieval_score=round(float(retrieval), 6) if np.isfinite(retrieval) else None,
+            explore=row.explored_row, pinned=cand.pinned_row >= 0, propensity=round(row.row_propensity, 6),
+            signals=signals,
+        ))
+    return out

@@ -1,0 +1,287 @@
+"""The homepage engine: the page pipeline plus the state it reads, behind one small surface.
+
+The CLI (`shelfrank page`), the evaluation and the HTTP service all use this class:
+
+    engine = HomepageEngine.from_store(con, models_dir)
+    page = engine.build(PageRequest(user_id="u1", at=now))        # -> Page
+    engine.apply_events(events)        # Arrow table, EVENTS contract, already validated
+    engine.apply_inventory(updates)    # Arrow table, INVENTORY contract
+    engine.upsert_items(items)         # Arrow table, ITEMS contract (new items, price, image, stock)
+    engine.upsert_collection(definition) / engine.delete_collection(collection_id)
+    engine.load_models(version)        # hot swap; on failure the old models keep serving
+
+Every method is safe to call from several threads: mutations and page builds share one
+re-entrant lock, and a model swap loads outside it and replaces the reference in one step.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shelfrank.candidates.base import CollectionSource, UserContext, UserHistory
+from shelfrank.candidates.catalog import Catalog, CuratedDefinition, curated_definitions
+from shelfrank.candidates.popular import PopularCategoriesSource
+from shelfrank.contracts import PageRequest
+from shelfrank.errors import UserFacingError
+from shelfrank.features.online import InMemoryFeatureState
+from shelfrank.models.artifacts import list_versions
+from shelfrank.page.builder import PageModels, PageResources, build_page
+from shelfrank.page.hydrate import FeatureHydrator
+from shelfrank.page.pipeline import FALLBACK, PIPELINES, pipeline_named
+from shelfrank.page.result import Page
+from shelfrank.page.scorers import RankerScorer, RetrievalScorer
+
+# Measured on ground truth at small and standard scale (docs/training.md): position-as-feature
+# is ahead of the factorized ranker by a margin inside the confidence interval.
+DEFAULT_RANKER = "position_feature"
+
+
+class HomepageEngine:
+    def __init__(self, catalog: Catalog, features: InMemoryFeatureState | None, models: PageModels,
+                 definitions: list[CuratedDefinition], models_dir: Path | None = None,
+                 history_state: object | None = None) -> None:
+        self._lock = threading.RLock()
+        self.catalog = catalog
+        self.features = features
+        self.models = models
+        self.models_dir = models_dir
+        self.history_state = history_state
+        self._definitions = {d.collection_id: d for d in definitions}
+        self.sources: dict[str, CollectionSource] = {}
+        self._build_sources()
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_store(cls, con: duckdb.DuckDBPyConnection, models_dir: Path, as_of: datetime | None = None,
+                   require_models: bool = True) -> HomepageEngine:
+        """The engine over the store's catalog and events (before `as_of`), with the LATEST models."""
+        catalog = Catalog.from_store(con, as_of)
+        definitions = curated_definitions(con)
+        models, space = load_page_models(models_dir, require=require_models)
+        features = None
+        if space is not None:
+            features = InMemoryFeatureState(space, con.sql("SELECT * FROM items").to_arrow_table(),
+                                            con.sql("SELECT * FROM users").to_arrow_table(),
+                                            con.sql("SELECT * FROM collections").to_arrow_table())
+        events = _events(con, as_of)
+        if features is not None:
+            features.update(events)
+        history = _history_state(con, catalog, as_of)
+        engine = cls(catalog, features, models, definitions, models_dir, history)
+        return engine
+
+    def _build_sources(self) -> None:
+        cat = self.catalog
+        category_collections = {d.rule_categories[0]: d.collection_id for d in self._definitions.values()
+                                if d.source == "rules" and len(d.rule_categories) == 1 and not d.rule_brands}
+        sources: dict[str, CollectionSource] = {}
+        sources.update(_optional_sources(self))
+        sources["popular_categories"] = PopularCategoriesSource(cat, collection_ids=category_collections)
+        self.sources = sources
+
+    # --- reads --------------------------------------------------------------------------
+
+    @property
+    def pipelines(self) -> tuple[str, ...]:
+        return tuple(PIPELINES)
+
+    @property
+    def model_version(self) -> str:
+        return self.models.version
+
+    def known_user(self, user_id: str) -> bool:
+        if self.features is not None and (user_id in self.features.profiles or user_id in self.features.user_codes):
+            return True
+        return self.history_state is not None and len(self._history(user_id)) > 0
+
+    def collections(self) -> list[CuratedDefinition]:
+        with self._lock:
+            return list(self._definitions.values())
+
+    def available_model_versions(self) -> list[str]:
+        if self.models_dir is None:
+            return []
+        return [m.version for m in list_versions(self.models_dir, "collection_retrieval")]
+
+    def build(self, request: PageRequest, pipeline: str = "default") -> Page:
+        spec = pipeline_named(pipeline)
+        with self._lock:
+            if not self.models.rankers and spec.ranker != "popularity":
+                return build_page(self._resources(PageModels()), FALLBACK, request, "no models loaded")
+            return build_page(self._resources(self.models), spec, request)
+
+    def fallback_page(self, request: PageRequest, reason: str) -> Page:
+        """Curated and popular collections, items by popularity, rules applied; needs no model."""
+        with self._lock:
+            return build_page(self._resources(PageModels()), FALLBACK, request, reason or "fallback")
+
+    def _resources(self, models: PageModels) -> PageResources:
+        hydrator = FeatureHydrator(self.features) if self.features is not None and models.rankers else None
+        return PageResources(self.catalog, hydrator, self.sources, models, self.user_context)
+
+    def user_context(self, request: PageRequest) -> UserContext:
+        t = request.at.astimezone(UTC).timestamp()
+        location, subscription = ("", "")
+        if self.features is not None:
+            location, subscription = self.features.profiles.get(request.user_id, ("", ""))
+        history = self._history(request.user_id).before(t)
+        taste = None
+        if self.models.item_vectors is not None and len(history):
+            taste = _taste(history, self.models.item_vectors, t)
+        return UserContext(request=request, t=t, location=request.location or location,
+                           known=self.known_user(request.user_id), history=history, taste=taste,
+                           subscription=subscription)
+
+    def _history(self, user_id: str) -> UserHistory:
+        if self.history_state is None:
+            return UserHistory()
+        return self.history_state.history(user_id)
+
+    # --- writes -------------------------------------------------------------------------
+
+    def apply_events(self, events: pa.Table) -> None:
+        if events.num_rows == 0:
+            return
+        with self._lock:
+            if self.features is not None:
+                self.features.update(events)
+            if self.history_state is not None:
+                self.history_state.update(events)
+
+    def apply_inventory(self, updates: pa.Table) -> None:
+        if updates.num_rows == 0:
+            return
+        with self._lock:
+            idx = self.catalog.index_of(np.asarray(updates.column("item_id").to_pylist(), dtype=object))
+            stock = pc.coalesce(updates.column("in_stock"), pc.greater(updates.column("quantity"), 0))
+            stock_values = np.asarray(stock.to_pylist(), dtype=object)
+            known = (idx >= 0) & np.asarray([v is not None for v in stock_values])
+            # Newest update per item wins: apply in time order.
+            order = np.argsort(np.asarray(pc.cast(updates.column("ts"), pa.int64()).to_numpy()), kind="stable")
+            for j in order[known[order]]:
+                self.catalog.in_stock[idx[j]] = bool(stock_values[j])
+            price = np.asarray(pc.fill_null(updates.column("price"), np.nan).to_numpy(zero_copy_only=False), float)
+            priced = (idx >= 0) & np.isfinite(price)
+            self.catalog.price[idx[priced]] = price[priced]
+            if self.features is not None:
+                self.features.update_inventory(updates)
+
+    def upsert_items(self, items: pa.Table) -> None:
+        """Changed price, image or stock of known items apply at once; new items rebuild the catalog."""
+        with self._lock:
+            idx = self.catalog.index_of(np.asarray(items.column("item_id").to_pylist(), dtype=object))
+            known = idx >= 0
+            rows = items.to_pylist()
+            for j in np.flatnonzero(known):
+                row, i = rows[j], idx[j]
+                if row.get("price") is not None:
+                    self.catalog.price[i] = float(row["price"])
+                stock = row.get("in_stock")
+                if stock is None and row.get("stock_quantity") is not None:
+                    stock = row["stock_quantity"] > 0
+                if stock is not None:
+                    self.catalog.in_stock[i] = bool(stock)
+                if row.get("has_image") is not None or row.get("image_url") is not None:
+                    has = row.get("has_image")
+                    self.catalog.has_image[i] = bool(has) if has is not None else bool(row.get("image_url"))
+                    if row.get("image_url") is not None:
+                        self.catalog.image_urls[i] = row["image_url"]
+            if (~known).any():
+                raise UserFacingError(
+                    f"{int((~known).sum())} item(s) are not in the catalog; new items are added with "
+                    "`shelfrank ingest` and picked up when the engine restarts")
+
+    def upsert_collection(self, definition: CuratedDefinition) -> None:
+        with self._lock:
+            self._definitions[definition.collection_id] = definition
+            curated = self.sources.get("curated")
+            if curated is not None and hasattr(curated, "upsert"):
+                curated.upsert(definition)
+
+    def delete_collection(self, collection_id: str) -> bool:
+        with self._lock:
+            existed = self._definitions.pop(collection_id, None) is not None
+            curated = self.sources.get("curated")
+            if curated is not None and hasattr(curated, "remove"):
+                curated.remove(collection_id)
+            return existed
+
+    def load_models(self, version: str | None = None) -> str:
+        """Load a model version (LATEST by default) and swap it in; on failure the old models stay."""
+        if self.models_dir is None:
+            raise UserFacingError("this engine was built without a models folder")
+        models, space = load_page_models(self.models_dir, version, require=True)
+        if self.features is not None and space is not None and space.names != self.features.space.names:
+            raise UserFacingError(f"model version {models.version} uses other features than the serving state; "
+                                  "restart the service to switch feature sets")
+        with self._lock:
+            self.models = models
+            self._build_sources()
+        return models.version
+
+
+def load_page_models(models_dir: Path, version: str | None = None, require: bool = True):
+    """(PageModels, FeatureSpace) of one training run; empty models when none and not required."""
+    from shelfrank.models.training import load_trained
+
+    try:
+        trained = load_trained(Path(models_dir), version)
+    except UserFacingError:
+        if require:
+            raise
+        return PageModels(), None
+    rankers = {name: RankerScorer(name, r) for name, r in trained.rankers.items()}
+    embeddings = getattr(trained, "embeddings", None)
+    version_id = Path(trained.paths.get("collection_retrieval", Path(""))).name
+    return PageModels(
+        version=version_id, rankers=rankers, default_ranker=DEFAULT_RANKER,
+        retrieval=RetrievalScorer(trained.retrieval),
+        examination_grid=np.asarray(trained.space.examination_curve),
+        item_vectors=getattr(embeddings, "vectors_", None),
+    ), trained.space
+
+
+def _events(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> pa.Table:
+    if as_of is None:
+        return con.sql("SELECT * FROM events ORDER BY ts").to_arrow_table()
+    return con.execute("SELECT * FROM events WHERE ts < $as_of ORDER BY ts", {"as_of": as_of}).to_arrow_table()
+
+
+def _history_state(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: datetime | None):
+    try:
+        from shelfrank.store.history import InMemoryUserHistory
+    except ImportError:
+        return None
+    return InMemoryUserHistory.from_store(con, catalog, as_of)
+
+
+def _optional_sources(engine: HomepageEngine) -> dict[str, CollectionSource]:
+    """The curated, rules and ML sources (each module may be absent in a partial install)."""
+    out: dict[str, CollectionSource] = {}
+    try:
+        from shelfrank.candidates.curated import CuratedCollectionsSource
+
+        out["curated"] = CuratedCollectionsSource(list(engine._definitions.values()), engine.catalog,
+                                                  curated_only=True)
+    except ImportError:
+        pass
+    return out
+
+
+def _taste(history: UserHistory, vectors: np.ndarray, t: float) -> np.ndarray | None:
+    try:
+        from shelfrank.candidates.ml import taste_vector
+    except ImportError:
+        return None
+    return taste_vector(history, vectors, t)
+
+
+__all__ = ["DEFAULT_RANKER", "HomepageEngine", "load_page_models"]

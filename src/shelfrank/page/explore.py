@@ -1,0 +1,58 @@
+"""Exploration for cold start, with exact propensities.
+
+New items (and new collections) have no history, so the rankers cannot know how good they
+are. With probability epsilon per row, one visible slot of the row, drawn uniformly from
+positions [first_position, k), goes to an eligible new item drawn uniformly (in stock, not
+yet on the page); the items from that slot on shift right by one and the last drops out.
+The same for rows: with probability epsilon, a new collection is inserted at a row drawn
+uniformly from [first_row, R), pushing the rows below down.
+
+Every shown item's propensity is the exact probability that this randomization put it
+where it is, given the deterministic page (Li et al.'s "propensity logging"):
+
+    kept at its place q:      (1 - eps) + eps * P(slot > q)
+    shifted from q to q + 1:  eps * P(slot <= q)
+    explored into slot s:     eps * P(slot = s) / n_eligible
+
+so inverse-propensity estimates over logged pages are unbiased. An item's logged
+propensity is its row's propensity times its own within the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One row (or the page's rows) after exploration: what is shown, where it came from, and P."""
+
+    shown: np.ndarray  # the entries in display order
+    explored: np.ndarray  # bool, True for the entry placed by exploration
+    propensity: np.ndarray  # float, per shown entry
+
+
+def explore_slots(deterministic: np.ndarray, eligible: np.ndarray, epsilon: float, first: int,
+                  rng: np.random.Generator) -> Placement:
+    """Maybe put one of `eligible` into `deterministic` (a row's items or the page's rows)."""
+    k = len(deterministic)
+    positions = np.arange(k)
+    n_slots = k - first
+    if epsilon <= 0 or n_slots <= 0 or len(eligible) == 0:
+        return Placement(deterministic, np.zeros(k, dtype=bool), np.ones(k))
+    # P(slot > q) and P(slot <= q) for a slot uniform on [first, k).
+    after = np.clip(k - 1 - np.maximum(positions, first - 1), 0, None) / n_slots
+    upto = 1.0 - after
+    if rng.random() >= epsilon:
+        return Placement(deterministic, np.zeros(k, dtype=bool), (1.0 - epsilon) + epsilon * after)
+    slot = int(rng.integers(first, k))
+    pick = eligible[int(rng.integers(len(eligible)))]
+    shown = np.concatenate([deterministic[:slot], [pick], deterministic[slot:-1]]).astype(deterministic.dtype)
+    explored = positions == slot
+    propensity = np.empty(k)
+    propensity[:slot] = (1.0 - epsilon) + epsilon * after[:slot]
+    propensity[slot] = epsilon / n_slots / len(eligible)
+    propensity[slot + 1:] = epsilon * upto[slot: k - 1]
+    return Placement(shown, explored, propensity)

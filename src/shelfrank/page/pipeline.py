@@ -1,0 +1,70 @@
+"""Page pipelines as declarations: which sources, how many candidates, which ranker, which
+diversity, which ordering, which rules, how much exploration.
+
+A variant (no diversity, DPP, marginal-gain ordering, the popularity baseline) is another
+declaration, never an ``if`` deep inside a stage; the evaluation builds the same requests
+with each and compares them on ground truth. The runner is ``page/builder.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class PagePipeline:
+    name: str
+    description: str
+    sources: tuple[str, ...] | None = None  # source names; None = every source the engine has
+    max_candidates: int = 300  # collections kept by the first pass
+    retrieval: bool = True  # score collections with the retrieval model (else: first-pass order)
+    keep_per_row: float = 2.0  # collections kept after retrieval, per requested row (rules drop some)
+    retrieval_items: int = 10  # leading items per collection the retrieval model sees
+    item_pool: int = 60  # candidate items per collection the ranker scores
+    ranker: str = "default"  # a trained ranker's name, "default" (the evaluation's pick) or "popularity"
+    diversity: Literal["mmr", "dpp", "none"] = "mmr"
+    diversity_strength: float = 0.7  # MMR lambda / DPP theta: 1 = pure relevance
+    similarity: Literal["attributes", "embeddings"] = "attributes"
+    ordering: Literal["top_k_mean", "marginal_gain"] = "top_k_mean"
+    top_k: int = 5
+    remove_no_image: bool = False  # False: demote items without an image; True: remove them
+    dedupe_items: bool = True  # an item appears at most once per page
+    min_items: int = 4  # collections left with fewer items are dropped
+    max_collection_similarity: float = 0.95  # category-histogram cosine above which a lower row is dropped
+    explore_items: float = 0.05  # probability per row of one exploration slot for a new item
+    explore_collections: float = 0.05  # probability per page of one new collection inserted
+    explore_first_position: int = 1
+    explore_first_row: int = 1
+    new_item_days: float = 14.0
+
+    def with_(self, **changes: object) -> PagePipeline:
+        return replace(self, **changes)
+
+
+DEFAULT = PagePipeline("default", "all sources, retrieval model, default ranker, MMR, top-K-mean order, rules, "
+                       "exploration")
+PIPELINES: dict[str, PagePipeline] = {p.name: p for p in (
+    DEFAULT,
+    DEFAULT.with_(name="no_diversity", description="default without MMR (plain score order)", diversity="none"),
+    DEFAULT.with_(name="dpp", description="default with a greedy DPP instead of MMR", diversity="dpp"),
+    DEFAULT.with_(name="marginal_gain", description="default with rows ordered by greedy marginal gain",
+                  ordering="marginal_gain"),
+    DEFAULT.with_(name="no_exploration", description="default without exploration", explore_items=0.0,
+                  explore_collections=0.0),
+    DEFAULT.with_(name="no_debiasing", description="default with the ranker trained without position information",
+                  ranker="no_debiasing"),
+    DEFAULT.with_(name="popularity", description="baseline: popular categories and curated rows, items by "
+                  "popularity, no models, no diversity, no exploration", retrieval=False, ranker="popularity",
+                  diversity="none", explore_items=0.0, explore_collections=0.0),
+)}
+# The fallback page: no models at all, rules still applied.
+FALLBACK = PIPELINES["popularity"].with_(name="fallback", description="fallback: curated and popular collections",
+                                         sources=("curated", "popular_categories"))
+
+
+def pipeline_named(name: str) -> PagePipeline:
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise ValueError(f"unknown pipeline {name!r}; expected one of: {', '.join(PIPELINES)}") from None
