@@ -17,6 +17,20 @@ SURFACES = ("web", "ios", "android")
 LOCATIONS = ("north", "south", "east")
 
 
+def random_item_vectors(n_items: int = 40, dim: int = 6, seed: int = 0, missing: tuple[int, ...] = (7, 13)):
+    """Unit vectors for the random store's items (ids i000..), some items without one.
+
+    Vectors lean on a few shared directions (like embedding clusters), so cosines vary widely."""
+    from shelfrank.features.definitions import ItemVectors
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, dim))
+    ids = [i for i in range(n_items) if i not in missing]
+    vectors = centres[np.array(ids) % 4] + 0.7 * rng.normal(size=(len(ids), dim))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return ItemVectors(np.array([f"i{i:03d}" for i in ids]), vectors)
+
+
 def fill_random_store(con: duckdb.DuckDBPyConnection, *, seed: int = 0, n_items: int = 40, n_users: int = 25,
                       n_events: int = 4000, days: int = 20) -> dict:
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ import pytest
 from feature_tables import at, features_both_ways, insert_rows
 
 from shelfrank.features import FEATURES, FeatureSpace, Vocabularies
-from shelfrank.features.definitions import RECENCY_CAP_HOURS
+from shelfrank.features.definitions import RECENCY_CAP_HOURS, ItemVectors
 
 HALF = 0.5
 
@@ -184,3 +184,34 @@ def test_collection_features_count_what_happened_inside_the_collection(store):
     assert deals["user_hours_since_collection"] == pytest.approx(7 * 24)
     assert other["collection_ctr"] == pytest.approx(1 / 20)  # unknown collection: the prior
     assert other["collection_source"] == 0.0 and math.isnan(other["collection_size"])
+
+
+def test_embedding_similarity_is_the_cosine_with_the_decayed_funnel_weighted_taste(store):
+    # a and b are orthogonal unit vectors; c has no embedding.
+    space = FeatureSpace(item_vectors=ItemVectors(np.array(["a", "b"]), np.array([[1.0, 0.0], [0.0, 1.0]])))
+    insert_rows(store, "events", [event("click", 0, item_id="a", session="s1"),
+                                  event("add_to_cart", 7, item_id="b", session="s1"),
+                                  event("impression", 7, item_id="a", session="s1"),  # not engagement
+                                  event("purchase", 14, item_id="a", session="s1")])  # at t: not yet seen
+    rows = [("u", "a", at(14), None, None, "s1"), ("u", "b", at(14), None, None, "s1"),
+            ("u", "c", at(14), None, None, "s1"), ("u", "a", at(14), None, None, "s2"), ("nobody", "a", at(14))]
+    a, b, c, new_session, nobody = features_both_ways(store, rows, space)
+    # User taste at day 14 (7-day half-life): click a (weight 1) two half-lives ago, cart b (weight 3)
+    # one half-life ago: 0.25 a + 1.5 b.
+    taste = math.hypot(0.25, 1.5)
+    assert a["user_item_embedding_similarity"] == pytest.approx(0.25 / taste)
+    assert b["user_item_embedding_similarity"] == pytest.approx(1.5 / taste)
+    # Session taste (no decay): 1 a + 3 b.
+    assert a["session_item_embedding_similarity"] == pytest.approx(1 / math.sqrt(10))
+    assert b["session_item_embedding_similarity"] == pytest.approx(3 / math.sqrt(10))
+    assert math.isnan(c["user_item_embedding_similarity"])  # no embedding for c
+    assert math.isnan(new_session["session_item_embedding_similarity"])  # nothing earlier in s2
+    assert new_session["user_item_embedding_similarity"] == pytest.approx(0.25 / taste)
+    assert math.isnan(nobody["user_item_embedding_similarity"])
+
+
+def test_embedding_similarity_is_nan_when_the_space_has_no_embeddings(store):
+    insert_rows(store, "events", [event("click", 0, item_id="a")])
+    [f] = features_both_ways(store, [("u", "a", at(1), None, None, "s1")])
+    assert math.isnan(f["user_item_embedding_similarity"])
+    assert math.isnan(f["session_item_embedding_similarity"])

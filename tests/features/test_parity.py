@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from feature_tables import T0, examples_table, insert_rows
-from random_store import LOCATIONS, SURFACES, fill_random_store
+from random_store import LOCATIONS, SURFACES, fill_random_store, random_item_vectors
 
 from shelfrank.features.definitions import FeatureSpace
 from shelfrank.features.offline import OfflineFeatures, fit_vocabularies
@@ -45,7 +45,7 @@ STATE_IMPLEMENTATIONS = [InMemoryFeatureState]
 @pytest.mark.parametrize("state_class", STATE_IMPLEMENTATIONS, ids=lambda c: c.__name__)
 def test_online_state_replayed_to_t_equals_offline_features_at_t(con, state_class):
     info = fill_random_store(con, seed=3)
-    space = FeatureSpace(vocabularies=fit_vocabularies(con))
+    space = FeatureSpace(vocabularies=fit_vocabularies(con), item_vectors=random_item_vectors())
     rng = np.random.default_rng(11)
     requests = _requests(rng, info, 120)
 
@@ -84,6 +84,9 @@ def test_online_state_replayed_to_t_equals_offline_features_at_t(con, state_clas
     # The test is only worth something if the features actually vary.
     informative = [name for j, name in enumerate(space.names) if np.nanstd(expected[:, j]) > 0]
     assert len(informative) >= len(space.names) - 2, set(space.names) - set(informative)
+    for name in ("user_item_embedding_similarity", "session_item_embedding_similarity"):
+        values = expected[:, space.names.index(name)]
+        assert np.isfinite(values).mean() > 0.3 and np.isnan(values).any(), name  # history / none / no vector
 
 
 def test_offline_keeps_the_examples_order_and_columns(con):

@@ -15,13 +15,18 @@ reader scans: scope, source events, aggregation, half-life, default, description
 Decay: a decayed counter at time t is ``sum_i w_i * exp(-(t - t_i) / tau)`` over matching
 events with ``t_i < t``, where ``tau = half_life / ln 2``. It is exact online with O(1)
 state per key and a sum of exponentials in SQL (see docs/features.md).
+
+A third kind of input is a *taste vector*: the decayed, funnel-weighted sum of the embedding
+vectors (``ItemVectors``, fitted by models/embeddings.py on the training window) of the items a
+user (or a session) engaged with before t. The embedding-similarity features are its cosine
+with the item's vector.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
 
@@ -76,6 +81,12 @@ ATTRIBUTE_INPUTS = (
     "collection.size",  # number of explicit items (NaN for rule collections and unlisted ones)
 )
 COLLECTION_SOURCES = ("curated", "ml", "rules")  # fixed codes: 1, 2, 3
+ITEM_VECTOR = "item.vector"  # the item's embedding, float [rows, dim]; zeros for items without one
+
+# Taste vectors: how much one engagement says about taste (the embeddings' defaults), and memory.
+TASTE_WEIGHTS: tuple[tuple[str, float], ...] = (("click", 1.0), ("add_to_cart", 3.0), ("purchase", 5.0))
+TASTE_HALF_LIFE_DAYS = 7.0  # tastes for *what kind of item* move faster than category shares
+TASTE_STREAMS = ("user", "session")
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,81 @@ class Counter:
             raise ValueError(f"{self.stream}: half_life_days is for decayed_sum counters only")
 
 
+@dataclass(frozen=True)
+class TasteVector:
+    """A running sum of item embedding vectors per stream key, read at t (events strictly before t).
+
+    ``sum_i w(type_i) * exp(-(t - t_i) / tau) * vector(item_i)`` over the stream's engagement
+    events; without a half-life, a plain sum (the session's). Only its direction matters to the
+    features (they take a cosine), so offline and online may anchor the decay at any time.
+    """
+
+    stream: str  # "user" (all the user's history) or "session" (the current session)
+    half_life_days: float | None = None
+    weights: tuple[tuple[str, float], ...] = TASTE_WEIGHTS
+
+    def __post_init__(self) -> None:
+        if self.stream not in TASTE_STREAMS:
+            raise ValueError(f"taste vectors are kept per {TASTE_STREAMS}, not {self.stream!r}")
+
+    @property
+    def name(self) -> str:
+        memory = f"{self.half_life_days:g}d" if self.half_life_days else "all"
+        return f"{self.stream}.taste@{memory}"
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(e for e, w in self.weights if w > 0)
+
+    @property
+    def decay_rate(self) -> float:
+        return 0.0 if not self.half_life_days else math.log(2.0) / (self.half_life_days * DAY_SECONDS)
+
+
+@dataclass(frozen=True, eq=False)
+class ItemVectors:
+    """Item embedding vectors by item id: the input the embedding-similarity features read.
+
+    ``item_ids`` sorted (the catalog's index order), ``vectors`` one row per id (L2-normalized,
+    as ``ItemEmbeddings.vectors_``). Items not listed have no vector (their similarity is NaN).
+    """
+
+    item_ids: np.ndarray
+    vectors: np.ndarray
+
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.item_ids, dtype=str)
+        vectors = np.asarray(self.vectors, dtype=np.float64)
+        if vectors.ndim != 2 or len(vectors) != len(ids):
+            raise ValueError(f"item vectors must be [n_items, dim] with one row per item id; got {vectors.shape} "
+                             f"for {len(ids)} ids")
+        if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():
+            raise ValueError("item_ids must be unique and sorted (the catalog index order: items by item_id)")
+        object.__setattr__(self, "item_ids", ids)
+        object.__setattr__(self, "vectors", vectors)
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def rows_of(self, item_ids: np.ndarray) -> np.ndarray:
+        """Row of each id, -1 for ids without a vector; a binary search, vectorized."""
+        ids = np.asarray(item_ids, dtype=str)
+        if len(self.item_ids) == 0 or len(ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.item_ids, ids), len(self.item_ids) - 1)
+        return np.where(self.item_ids[pos] == ids, pos, -1).astype(np.int64)
+
+    def at_rows(self, rows: np.ndarray) -> np.ndarray:
+        """float64 [len(rows), dim]; rows < 0 give zero vectors."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(self.vectors) == 0:
+            return np.zeros((len(rows), self.dim))
+        out = self.vectors[np.maximum(rows, 0)]
+        out[rows < 0] = 0.0
+        return out
+
+
 Inputs = Mapping[str, np.ndarray]
 Formula = Callable[[Inputs, "Vocabularies"], np.ndarray]
 
@@ -134,6 +220,7 @@ class Feature:
     default: float = 0.0  # the value when the inputs say nothing (unknown user / item, no events)
     kind: Kind = "numeric"
     value_type: Literal["float"] = "float"
+    tastes: tuple[TasteVector, ...] = ()  # taste vectors read (with ITEM_VECTOR)
 
     def compute(self, inputs: Inputs, vocabularies: Vocabularies) -> np.ndarray:
         values = np.asarray(self.formula(inputs, vocabularies), dtype=np.float64)
@@ -271,6 +358,31 @@ def _price_vs_user_level(x: Inputs, v: Vocabularies) -> np.ndarray:
     return _log_price(x["item.price"]) - _user_log_price_level(x)
 
 
+def embedding_similarity(name: str, scope: Scope, taste: TasteVector, description: str) -> Feature:
+    """Cosine between the taste vector at t and the item's embedding; NaN without either."""
+
+    def formula(x: Inputs, v: Vocabularies) -> np.ndarray:
+        return cosine_rows(x[taste.name], x[ITEM_VECTOR])
+
+    return Feature(name, scope, "embedding cosine", description, (taste.name, ITEM_VECTOR), formula,
+                   events=taste.event_types, half_life_days=taste.half_life_days, default=math.nan,
+                   tastes=(taste,))
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine of two [rows, dim] arrays (either may have 1 row: broadcast); NaN for a zero row."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    dot = np.sum(a * b, axis=1)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norms > 0, dot / norms, np.nan)
+
+
+_USER_TASTE = TasteVector("user", TASTE_HALF_LIFE_DAYS)
+_SESSION_TASTE = TasteVector("session")
+_TASTE_TEXT = "funnel-weighted (click 1, cart 3, purchase 5) sum of the embeddings of the items"
+
+
 def _bought_before(c: Counter) -> Formula:
     return lambda x, v: (x[c.name] > 0).astype(np.float64)
 
@@ -331,6 +443,9 @@ def _feature_list() -> tuple[Feature, ...]:
                 kind="flag"),
         hours_since("user_hours_since_category", "cross", "user_category", ENGAGEMENT,
                     "Hours since the user last engaged with the item's category; capped at 720."),
+        embedding_similarity("user_item_embedding_similarity", "cross", _USER_TASTE,
+                             f"Cosine of the item's embedding with the user's taste: the decayed (7-day), "
+                             f"{_TASTE_TEXT} the user engaged with before t. NaN without history or embedding."),
         # --- item ------------------------------------------------------------------------
         *_item_counts(),
         smoothed_rate("item_ctr", "click", "impression", 1.0, 19.0,
@@ -394,6 +509,9 @@ def _feature_list() -> tuple[Feature, ...]:
                 ("session_carts", _SESSION_CARTS, "Add-to-carts earlier in this session."),
             )
         ],
+        embedding_similarity("session_item_embedding_similarity", "session", _SESSION_TASTE,
+                             f"Cosine of the item's embedding with the session's taste: the {_TASTE_TEXT} "
+                             "engaged with earlier in this session. NaN without any or without an embedding."),
     ]
     names = [f.name for f in features]
     duplicates = {n for n in names if names.count(n) > 1}
@@ -444,6 +562,9 @@ class FeatureSpace:
     features: tuple[Feature, ...] = FEATURES
     vocabularies: Vocabularies = field(default_factory=Vocabularies)
     examination_curve: np.ndarray = field(default_factory=lambda: _default_curve())
+    # The item embeddings the similarity features read (None: those features are NaN). Not in
+    # to_dict(): they are their own artefact (item_embeddings), attached by load_trained.
+    item_vectors: ItemVectors | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -452,6 +573,18 @@ class FeatureSpace:
     @property
     def counters(self) -> dict[str, tuple[Counter, ...]]:
         return counters_of(self.features)
+
+    @property
+    def tastes(self) -> tuple[TasteVector, ...]:
+        """The taste vectors the features read, deduplicated, in declaration order."""
+        return tuple({t.name: t for f in self.features for t in f.tastes}.values())
+
+    def with_item_vectors(self, item_vectors: ItemVectors | None) -> FeatureSpace:
+        return replace(self, item_vectors=item_vectors)
+
+    def without_embedding_features(self) -> FeatureSpace:
+        """The same space minus the features that read item embeddings (for a space with none)."""
+        return replace(self, features=tuple(f for f in self.features if not f.tastes), item_vectors=None)
 
     def matrix(self, inputs: Inputs, rows: int | None = None) -> np.ndarray:
         return feature_matrix(self.features, inputs, self.vocabularies, rows)

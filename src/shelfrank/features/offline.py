@@ -23,9 +23,12 @@ import pyarrow as pa
 
 from shelfrank.features.definitions import (
     ATTRIBUTE_INPUTS,
+    ITEM_VECTOR,
     STREAM_KEYS,
     Counter,
     FeatureSpace,
+    ItemVectors,
+    TasteVector,
     Vocabularies,
 )
 
@@ -90,6 +93,8 @@ class OfflineFeatures:
         for stream, counters in self.space.counters.items():
             inputs.update(self._read_stream(stream, counters, t0, n))
         inputs.update(self._read_attributes(n))
+        if self.space.tastes:
+            inputs.update(self._read_tastes(n))
         con.execute("DROP TABLE IF EXISTS _sr_ev")
         con.execute("DROP TABLE IF EXISTS _sr_ex")
         con.execute("DROP TABLE IF EXISTS _sr_users")
@@ -244,6 +249,62 @@ class OfflineFeatures:
             out[name] = _strings(col) if pa.types.is_string(col.type) else _floats(col)
         return out
 
+    def _read_tastes(self, n: int) -> dict[str, np.ndarray]:
+        """Taste vectors at each example's time and the item's own vector (see definitions.TasteVector).
+
+        DuckDB joins: each engagement event gets its item's vector row and a running number in
+        (key, time) order, and each example takes, by an ASOF join strictly before its time, the
+        number of the last event of its key (ties at one time share the largest). numpy then
+        runs the decayed sums over the events in that order (:func:`decayed_prefix_sums`) and
+        reads each example's row.
+        """
+        vectors = self.space.item_vectors
+        if vectors is None:  # no embeddings: every similarity is NaN (its default)
+            empty = np.zeros((n, 1))
+            return {ITEM_VECTOR: empty, **{taste.name: empty for taste in self.space.tastes}}
+        # Items (events and examples) count only if in the catalog too, as online.
+        ids = pa.table({"item_id": pa.array(vectors.item_ids, type=pa.string()),
+                        "vrow": pa.array(np.arange(len(vectors.item_ids), dtype=np.int64))})
+        self.con.register("_sr_vec_in", ids)
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _sr_vec AS SELECT * FROM _sr_vec_in")
+        self.con.unregister("_sr_vec_in")
+        rows = self.con.sql("""
+            SELECT CASE WHEN ex._ik IS NULL THEN -1 ELSE coalesce(v.vrow, -1) END AS vrow
+            FROM _sr_ex ex LEFT JOIN _sr_vec v ON v.item_id = ex.item_id
+            ORDER BY ex._row""").fetchnumpy()["vrow"].astype(np.int64)
+        out = {ITEM_VECTOR: vectors.at_rows(rows)}
+        for taste in self.space.tastes:
+            out[taste.name] = self._read_taste(taste, vectors, n)
+        self.con.execute("DROP TABLE _sr_vec")
+        return out
+
+    def _read_taste(self, taste: TasteVector, vectors: ItemVectors, n: int) -> np.ndarray:
+        keys = ("_uk",) if taste.stream == "user" else ("_uk", "session_id")
+        on = " AND ".join(f"ex.{k} = ev.{k}" for k in keys)
+        key_cols = ", ".join(keys)
+        weight = "CASE event_type " + " ".join(f"WHEN '{e}' THEN {w!r}" for e, w in taste.weights if w > 0) + " END"
+        types = ", ".join(f"'{e}'" for e in taste.event_types)
+        not_null = " AND ".join(f"e.{k} IS NOT NULL" for k in keys)
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _sr_taste AS
+            SELECT *, max(rn) OVER (PARTITION BY {key_cols} ORDER BY t) AS upto FROM (
+                SELECT {key_cols}, e.t, v.vrow, {weight} AS w,
+                       dense_rank() OVER (ORDER BY {key_cols}) AS segment,
+                       row_number() OVER (ORDER BY {key_cols}, e.t) - 1 AS rn
+                FROM _sr_ev e JOIN _sr_vec v ON v.item_id = e.item_id
+                WHERE e.event_type IN ({types}) AND e._ik IS NOT NULL AND {not_null})
+        """)
+        events = self.con.sql("SELECT segment, t, vrow, w FROM _sr_taste ORDER BY rn").fetchnumpy()
+        upto = self.con.sql(f"""
+            SELECT coalesce(ev.upto, -1) AS upto FROM _sr_ex ex
+            ASOF LEFT JOIN (SELECT DISTINCT {key_cols}, t, upto FROM _sr_taste) ev ON {on} AND ex.t > ev.t
+            ORDER BY ex._row""").fetchnumpy()["upto"].astype(np.int64)
+        self.con.execute("DROP TABLE _sr_taste")
+        assert len(upto) == n
+        return decayed_prefix_sums(
+            events["segment"].astype(np.int64), events["t"].astype(np.float64), events["vrow"].astype(np.int64),
+            events["w"].astype(np.float64), vectors, taste.decay_rate, upto)
+
     def _has_table(self, name: str) -> bool:
         return bool(self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0])
@@ -268,6 +329,47 @@ _EVENT_VIEW = """
        OR i.rowid IN (SELECT _ik FROM _sr_ex WHERE _ik IS NOT NULL)
        OR e.collection_id IN (SELECT collection_id FROM _sr_ex WHERE collection_id IS NOT NULL)
 """
+
+
+def decayed_prefix_sums(segment: np.ndarray, t: np.ndarray, vrow: np.ndarray, weight: np.ndarray,
+                        vectors: ItemVectors, rate: float, at: np.ndarray, chunk_rows: int = 200_000) -> np.ndarray:
+    """Running decayed sums of weighted item vectors, read at given event numbers.
+
+    Events are in (segment, time) order. Event i's running value, as of its own time, is
+    ``R_i = a_i * R_{i-1} + w_i * vector(vrow_i)`` with ``a_i = exp(-rate * (t_i - t_{i-1}))``
+    inside a segment and 0 at its start: a linear recurrence, computed for all events at once
+    by a log-depth scan (Hillis-Steele: after the pass with offset d, each row holds the
+    composition of the 2d rows ending at it). Returns ``R[at]`` (zeros where at < 0), one row
+    per reader. Whole segments are processed in chunks of about ``chunk_rows`` events, so memory
+    stays bounded whatever the number of events.
+    """
+    out = np.zeros((len(at), vectors.dim))
+    if len(segment) == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    bounds = [0]
+    for s in starts[1:]:  # chunk edges at segment starts, about chunk_rows apart
+        if s - bounds[-1] >= chunk_rows:
+            bounds.append(int(s))
+    bounds.append(len(segment))
+    readers = np.flatnonzero(at >= 0)
+    reader_at = at[readers]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        mine = (reader_at >= lo) & (reader_at < hi)
+        if not mine.any():
+            continue
+        seg, tt = segment[lo:hi], t[lo:hi]
+        a = np.zeros(hi - lo)
+        same = seg[1:] == seg[:-1]
+        a[1:] = np.where(same, np.exp(-rate * (tt[1:] - tt[:-1])), 0.0)
+        running = weight[lo:hi, None] * vectors.at_rows(vrow[lo:hi])
+        d = 1
+        while d < hi - lo and a[d:].any():
+            running[d:] += a[d:, None] * running[:-d]
+            a[d:] = a[d:] * a[:-d]
+            d *= 2
+        out[readers[mine]] = running[reader_at[mine] - lo]
+    return out
 
 
 def _floats(col: pa.ChunkedArray) -> np.ndarray:

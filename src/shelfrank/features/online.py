@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shelfrank.contracts import EVENT_TYPES
-from shelfrank.features.definitions import STREAM_ITEM_ATTRIBUTE, Counter, FeatureSpace
+from shelfrank.features.definitions import ITEM_VECTOR, STREAM_ITEM_ATTRIBUTE, Counter, FeatureSpace
 from shelfrank.features.examination import examination_weight
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,13 +79,18 @@ class CounterTable:
     exp(-(t - anchor) * rate). Adding events is order-independent.
     """
 
-    def __init__(self, counters: Sequence[Counter], rows: int = 0) -> None:
+    def __init__(self, counters: Sequence[Counter], rows: int = 0, *, rates: np.ndarray | None = None) -> None:
+        """`rates` instead of counters: sums with these decay rates (taste vectors: one per dimension)."""
         self.counters = tuple(counters)
-        self.rates = np.array([c.decay_rate for c in counters], dtype=np.float64)
-        self.is_last = np.array([c.aggregate == "last_time" for c in counters], dtype=bool)
+        if rates is None:
+            self.rates = np.array([c.decay_rate for c in counters], dtype=np.float64)
+            self.is_last = np.array([c.aggregate == "last_time" for c in counters], dtype=bool)
+        else:
+            self.rates = np.asarray(rates, dtype=np.float64)
+            self.is_last = np.zeros(len(self.rates), dtype=bool)
         self.decays = self.rates > 0
         self.decay_rates = self.rates[self.decays]
-        self.values = np.zeros((rows, len(counters)), dtype=np.float64)
+        self.values = np.zeros((rows, len(self.rates)), dtype=np.float64)
         self.values[:, self.is_last] = -np.inf
         self.anchor = np.full(rows, -np.inf)
 
@@ -207,6 +212,7 @@ class InMemoryFeatureState:
         # The session stream keeps only each user's current session.
         self.current_session = np.empty(0, dtype=object)  # object: session ids of any length
         self.sessions = CounterTable(self.counters.get("session", ()))
+        self._load_item_vectors()
 
     # --- catalog and profiles ---------------------------------------------------------
 
@@ -237,6 +243,23 @@ class InMemoryFeatureState:
         self.price_t = np.full(n, -np.inf)
         self.stock_now = np.full(n, np.nan)
         self.stock_t = np.full(n, -np.inf)
+
+    def _load_item_vectors(self) -> None:
+        """Taste vectors per user code (one table per TasteVector), from the space's item embeddings.
+
+        Each is a CounterTable with one decayed column per embedding dimension: the running
+        vector v <- v * exp(-rate * dt) + w * vector(item), exact at any later time.
+        """
+        self.tastes = self.space.tastes
+        vectors = self.space.item_vectors
+        dim = vectors.dim if vectors is not None else 1
+        # Catalog index -> embedding row (-1: no vector), so events and requests need no string lookups.
+        self.vector_rows = (vectors.rows_of(self.item_ids) if vectors is not None
+                            else np.full(len(self.item_ids), -1, dtype=np.int64))
+        self.catalog_vectors = (vectors.at_rows(self.vector_rows) if vectors is not None
+                                else np.zeros((len(self.item_ids), 1)))
+        self.taste_tables = {taste.name: CounterTable((), rates=np.full(dim, taste.decay_rate))
+                             for taste in self.tastes}
 
     def _load_users(self, users: pa.Table | None) -> None:
         self.profiles: dict[str, tuple[str, str]] = {}
@@ -281,8 +304,23 @@ class InMemoryFeatureState:
             code = self._stream_code(stream, ev)
             key = np.where(code >= 0, (ev["user_code"] << 32) | np.maximum(code, 0), -1)
             self._add(keyed, keyed.table.counters, ev, key)
-        if "session" in self.counters:
-            self._update_sessions(ev)
+        session_key = self._update_sessions(ev) if "session" in self.counters or self.tastes else None
+        if self.tastes:
+            self._update_tastes(ev, session_key)
+
+    def _update_tastes(self, ev: Mapping[str, np.ndarray], session_key: np.ndarray) -> None:
+        item = ev["item"]
+        known = (item >= 0) & (ev["user_code"] >= 0)
+        has_vector = known & (self.vector_rows[np.where(known, item, 0)] >= 0)
+        for taste in self.tastes:
+            weight = np.zeros(len(item))
+            for event_type, w in taste.weights:
+                weight[ev["type"] == EVENT_TYPES.index(event_type)] = w
+            key = ev["user_code"] if taste.stream == "user" else session_key
+            keep = has_vector & (weight > 0) & (key >= 0)
+            if keep.any():
+                contributions = weight[keep, None] * self.catalog_vectors[item[keep]]
+                self.taste_tables[taste.name].add(key[keep], ev["t"][keep], contributions)
 
     def _add(self, table: CounterTable | KeyedCounters, counters: Sequence[Counter],
              ev: Mapping[str, np.ndarray], key: np.ndarray) -> None:
@@ -303,13 +341,18 @@ class InMemoryFeatureState:
         n = len(self.user_codes)
         self.user_totals.grow(n)
         self.sessions.grow(n)
+        for table in self.taste_tables.values():
+            table.grow(n)
         if n > len(self.current_session):
             extra = np.full(n - len(self.current_session), "", dtype=object)
             self.current_session = np.concatenate([self.current_session, extra])
         return codes
 
-    def _update_sessions(self, ev: Mapping[str, np.ndarray]) -> None:
-        """A user's current session is the session of their newest event; a new one starts from zero."""
+    def _update_sessions(self, ev: Mapping[str, np.ndarray]) -> np.ndarray:
+        """A user's current session is the session of their newest event; a new one starts from zero.
+
+        Returns each event's session-state key: its user code if it is in the user's current
+        session, else -1."""
         order = np.lexsort((ev["t"], ev["user_code"]))
         users = ev["user_code"][order]
         last = np.r_[users[1:] != users[:-1], True]
@@ -317,9 +360,14 @@ class InMemoryFeatureState:
         changed = self.current_session[newest_users] != newest_sessions
         self.current_session[newest_users[changed]] = newest_sessions[changed]
         self.sessions.reset(newest_users[changed])
+        for taste in self.tastes:
+            if taste.stream == "session":
+                self.taste_tables[taste.name].reset(newest_users[changed])
         current = self.current_session[ev["user_code"]]
         key = np.where(ev["session"] == current, ev["user_code"], -1)
-        self._add(self.sessions, self.counters["session"], ev, key)
+        if "session" in self.counters:
+            self._add(self.sessions, self.counters["session"], ev, key)
+        return key
 
     def update_inventory(self, inventory: pa.Table) -> None:
         """Apply inventory / price updates (the inventory contract's columns)."""
@@ -426,7 +474,18 @@ class InMemoryFeatureState:
             "collection.source": np.array([source]),
             "collection.size": np.array([size]),
         })
+        if self.tastes:
+            inputs[ITEM_VECTOR] = np.where(known[:, None], self.catalog_vectors[safe], 0.0)
+            session_id = str(context.get("session_id") or "")
+            for taste in self.tastes:
+                row = code
+                if taste.stream == "session" and not self._in_current_session(code, session_id):
+                    row = -1
+                inputs[taste.name] = self.taste_tables[taste.name].read(np.array([row]), t)
         return inputs
+
+    def _in_current_session(self, user: int, session_id: str) -> bool:
+        return user >= 0 and session_id != "" and self.current_session[user] == session_id
 
     def _read_stream(self, stream: str, user: int, item: np.ndarray, t: float, session_id: str,
                      collection: int) -> np.ndarray:
@@ -435,8 +494,7 @@ class InMemoryFeatureState:
         if stream == "user":  # the same for every item: one row, broadcast by the formulas
             return self.user_totals.read(np.array([user]), t)
         if stream == "session":
-            current = user >= 0 and session_id != "" and self.current_session[user] == session_id
-            return self.sessions.read(np.array([user if current else -1]), t)
+            return self.sessions.read(np.array([user if self._in_current_session(user, session_id) else -1]), t)
         if stream == "collection":
             return self.collection_totals.read(np.array([collection]), t)
         keyed = self.user_keyed[stream]
