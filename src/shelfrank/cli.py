@@ -305,6 +305,46 @@ def print_evaluation(result: Any) -> None:
 
 @app.command()
 @user_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: serve.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 8000).")] = None,
+    redis: Annotated[
+        str | None, typer.Option("--redis", help="redis://host:port/db shared by replicas (default: in process).")
+    ] = None,
+    replica_id: Annotated[
+        str | None, typer.Option(help="This replica's name: its intake log and Redis entries (default: main).")
+    ] = None,
+    compact: Annotated[
+        bool, typer.Option("--compact", help="Move the intake log into the store and exit (server stopped).")
+    ] = False,
+) -> None:
+    """Serve homepages over HTTP (FastAPI; OpenAPI at /docs). See docs/serving.md."""
+    from shelfrank.serve import server
+
+    settings = state.resolve()
+    changes = {k: v for k, v in {"host": host, "port": port, "redis_url": redis, "replica_id": replica_id}.items()
+               if v is not None}
+    settings = settings.model_copy(update={"serve": settings.serve.model_validate(
+        {**settings.serve.model_dump(), **changes})})
+    if compact:
+        report = server.compact(settings)
+        console.print(f"compacted {report.segments} intake segment(s), {report.changes} change(s) into the store: "
+                      f"{report.accepted or 'nothing new'}")
+        return
+    console.print("building the engine from the store and replaying the intake log ...")
+
+    def announce(service) -> None:
+        stats = service.startup_stats
+        console.print(f"ready in {stats['engine_seconds']:.1f} s (intake replay {stats['replay_seconds']:.2f} s), "
+                      f"model {service.engine.model_version or 'none: fallback pages'}")
+        for name, url in server.urls(settings).items():
+            console.print(f"  {name:9} {url}")
+
+    server.run(settings, announce=announce)
+
+
+@app.command()
+@user_errors
 def demo(
     scale: Annotated[str, typer.Option(help="Simulator scale for the demo.")] = "small",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,

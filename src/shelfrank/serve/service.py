@@ -53,7 +53,14 @@ def open_engine(settings: Settings) -> EngineSource:
                                      "threads": settings.store.threads})
     except duckdb.Error as exc:
         raise UserFacingError(f"cannot open the store {path} read-only: {str(exc).splitlines()[0]}") from None
-    engine = HomepageEngine.from_store(con, settings.store.data_dir / "models")
+    models_dir = settings.store.data_dir / "models"
+    try:
+        engine = HomepageEngine.from_store(con, models_dir)
+    except UserFacingError as exc:
+        # Never a broken page: without usable models the engine serves fallback pages (curated
+        # and popular collections) until POST /v1/models/swap loads a version.
+        log.warning("serving fallback pages only: %s", exc)
+        engine = HomepageEngine.from_store(con, models_dir, require_models=False)
     lock = threading.Lock()
 
     def stored_events(ids: np.ndarray) -> np.ndarray:
