@@ -4,31 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TINY_OPTIONS
 from typer.testing import CliRunner
 
 from shelfrank.cli import app
 from shelfrank.config import Settings, StoreConfig, TrainConfig
 from shelfrank.evaluate.offline import evaluate
-from shelfrank.models.item_ranker import BoostingParams
-from shelfrank.models.training import TrainOptions, load_trained, train
-from shelfrank.simulate import GroundTruth, simulate
+from shelfrank.models.training import load_trained, train
+from shelfrank.simulate import GroundTruth
 from shelfrank.store.database import Store
-from shelfrank.store.ingest import ingest_folder
 
-OPTIONS = TrainOptions(test_days=2.0, max_train_requests=1500, max_test_requests=600,
-                       ranker=BoostingParams(n_estimators=60, num_leaves=15, learning_rate=0.1))
+OPTIONS = TINY_OPTIONS
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    simulate("tiny", 7, root / "sim")
-    store = Store.open(StoreConfig(data_dir=root / "data"))
-    reports = ingest_folder(store, root / "sim")
-    trained = train(store.con, root / "data" / "models", OPTIONS)
-    truth = GroundTruth.load(root / "sim" / "truth")
+def world(tiny_world):
+    root = tiny_world["root"]
+    store = Store.open(StoreConfig(data_dir=tiny_world["data_dir"]))
+    trained = tiny_world["trained"]
+    truth = GroundTruth.load(tiny_world["sim"] / "truth")
     result = evaluate(store.con, trained, root / "report", truth, OPTIONS, truth_requests=150)
-    yield {"root": root, "store": store, "reports": reports, "trained": trained, "result": result, "truth": truth}
+    yield {"root": root, "store": store, "reports": tiny_world["reports"], "trained": trained, "result": result,
+           "truth": truth}
     store.close()
 
 

@@ -46,7 +46,7 @@ DEFAULT_RANKER = "position_feature"
 class HomepageEngine:
     def __init__(self, catalog: Catalog, features: InMemoryFeatureState | None, models: PageModels,
                  definitions: list[CuratedDefinition], models_dir: Path | None = None,
-                 history_state: object | None = None) -> None:
+                 history_state: object | None = None, category_repeat_rate: np.ndarray | None = None) -> None:
         self._lock = threading.RLock()
         self.catalog = catalog
         self.features = features
@@ -54,6 +54,7 @@ class HomepageEngine:
         self.models_dir = models_dir
         self.history_state = history_state
         self._definitions = {d.collection_id: d for d in definitions}
+        self.category_repeat_rate = category_repeat_rate
         self.sources: dict[str, CollectionSource] = {}
         self._build_sources()
 
@@ -75,8 +76,7 @@ class HomepageEngine:
         if features is not None:
             features.update(events)
         history = _history_state(con, catalog, as_of)
-        engine = cls(catalog, features, models, definitions, models_dir, history)
-        return engine
+        return cls(catalog, features, models, definitions, models_dir, history, _repeat_rates(con, catalog, as_of))
 
     def _build_sources(self) -> None:
         cat = self.catalog
@@ -252,7 +252,7 @@ def load_page_models(models_dir: Path, version: str | None = None, require: bool
 def _events(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> pa.Table:
     if as_of is None:
         return con.sql("SELECT * FROM events ORDER BY ts").to_arrow_table()
-    return con.execute("SELECT * FROM events WHERE ts < $as_of ORDER BY ts", {"as_of": as_of}).to_arrow_table()
+    return con.sql("SELECT * FROM events WHERE ts < $as_of ORDER BY ts", params={"as_of": as_of}).to_arrow_table()
 
 
 def _history_state(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: datetime | None):
@@ -261,6 +261,14 @@ def _history_state(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: date
     except ImportError:
         return None
     return InMemoryUserHistory.from_store(con, catalog, as_of)
+
+
+def _repeat_rates(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: datetime | None) -> np.ndarray | None:
+    try:
+        from shelfrank.candidates.rules import category_repeat_rates
+    except ImportError:
+        return None
+    return category_repeat_rates(con, catalog, as_of)
 
 
 def _optional_sources(engine: HomepageEngine) -> dict[str, CollectionSource]:
@@ -273,6 +281,15 @@ def _optional_sources(engine: HomepageEngine) -> dict[str, CollectionSource]:
                                                   curated_only=True)
     except ImportError:
         pass
+    if engine.history_state is None:
+        return out
+    try:
+        from shelfrank.candidates.rules import default_rule_sources
+    except ImportError:
+        return out
+    for source in default_rule_sources(engine.catalog, engine.history_state, engine._definitions.values(),
+                                       category_repeat_rate=engine.category_repeat_rate):
+        out[source.name] = source
     return out
 
 
