@@ -162,6 +162,15 @@ def test_category_vectors_with_zero_rows_leave_those_categories_out(item_vectors
     assert len(proposed) == 5 and "cat:c3" not in {c.collection_id for c in proposed}
 
 
+def test_a_pool_smaller_than_min_items_still_fills_collections(item_vectors, category_vectors, clusters):
+    catalog = make_catalog()
+    context = user(history_in(1), item_vectors)
+    for source in (PredictedCategoriesSource(catalog, category_vectors, pool_size=2, min_items=4),
+                   ItemClustersSource(catalog, clusters, pool_size=2, min_items=4)):
+        proposed = source.propose(context)
+        assert proposed and all(len(c.items) == 2 for c in proposed)
+
+
 # ---------- item clusters ----------
 
 

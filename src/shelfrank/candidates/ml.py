@@ -93,6 +93,8 @@ class PredictedCategoriesSource:
     category_vectors: [n_categories, d], row c = catalog category code c (e.g.
     ``ItemEmbeddings.category_vectors_``); zero rows (categories without items) are left out.
     index: a prebuilt index whose ids are category codes (default: built here).
+    n_collections: collections per request; pool_size: items per collection; min_items: a
+    category with fewer in-stock items is skipped (capped at pool_size).
     """
 
     name = "predicted_categories"
@@ -108,7 +110,7 @@ class PredictedCategoriesSource:
         self.catalog = catalog
         self.n_collections = n_collections
         self.pool_size = pool_size
-        self.min_items = min_items
+        self.min_items = min(min_items, pool_size)  # a pool smaller than min_items is the caller's choice
         if index is None:
             codes = np.arange(len(vectors))
             has_items = np.diff(catalog.category_indptr)[: len(vectors)] > 0
@@ -289,7 +291,7 @@ class ItemClustersSource:
         self.clusters = clusters
         self.n_collections = n_collections
         self.pool_size = pool_size
-        self.min_items = min_items
+        self.min_items = min(min_items, pool_size)
         self.titles = titles if titles is not None else cluster_titles(catalog, clusters)
         non_empty = np.flatnonzero(np.diff(clusters.member_indptr_) > 0)
         self.index = VectorIndex().fit(clusters.centroids_[non_empty], ids=non_empty)
