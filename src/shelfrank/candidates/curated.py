@@ -9,7 +9,9 @@ drops the cache after catalog changes (new items, popularity).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,6 +20,24 @@ from shelfrank.candidates.catalog import Catalog, CuratedDefinition
 
 CURATED_PRIOR = 0.5  # the operator chose it: a strong prior for the first pass
 RULES_PRIOR = 0.3
+
+
+@dataclass
+class _Packed:
+    definitions: list[CuratedDefinition]
+    items: np.ndarray  # every definition's items, concatenated (out-of-stock included)
+    indptr: np.ndarray  # definition k's items are items[indptr[k]:indptr[k + 1]]
+    owner: np.ndarray  # the definition of each entry of items
+    starts: np.ndarray
+    ends: np.ndarray
+    curated: np.ndarray
+    labels: list[tuple[str, str, float]]  # (source, reason, prior) per definition
+
+
+def _labels(d: CuratedDefinition) -> tuple[str, str, float]:
+    if d.source in ("rules", "ml"):
+        return d.source, f"Popular in {d.title}", RULES_PRIOR
+    return "curated", "Picked by our team", CURATED_PRIOR
 
 
 class CuratedCollectionsSource:
@@ -34,6 +54,7 @@ class CuratedCollectionsSource:
         self._definitions: dict[str, CuratedDefinition] = {}
         self._items: dict[str, np.ndarray] = {}  # resolved items per collection, out-of-stock included
         self._tag_items: dict[str, np.ndarray] | None = None
+        self._packed: _Packed | None = None
         for definition in definitions:
             self.upsert(definition)
 
@@ -43,39 +64,63 @@ class CuratedCollectionsSource:
         """Add or replace a definition; effective for the next ``propose``."""
         self._definitions[definition.collection_id] = definition
         self._items.pop(definition.collection_id, None)
+        self._packed = None
 
     def remove(self, collection_id: str) -> None:
         self._definitions.pop(collection_id, None)
         self._items.pop(collection_id, None)
+        self._packed = None
 
     def refresh(self) -> None:
         """Forget resolved items (call after the catalog's items or popularity change)."""
         self._items.clear()
         self._tag_items = None
+        self._packed = None
 
     # --- the verb -------------------------------------------------------------------------
 
     def propose(self, user: UserContext) -> list[CandidateCollection]:
+        p = self._pack()
+        active = (p.starts <= user.t) & (user.t < p.ends)
+        if self.curated_only:
+            active &= p.curated
+        # One pass over every definition's items: in stock, active, and within the first pool_size kept.
+        ok = self.catalog.in_stock[p.items] & active[p.owner]
+        kept_before = np.concatenate([[0], np.cumsum(ok)])
+        rank = kept_before[1:] - kept_before[p.indptr[:-1]][p.owner]
+        keep = ok & (rank <= self.pool_size)
+        counts = np.bincount(p.owner[keep], minlength=len(p.definitions))
+        kept, ends = p.items[keep], np.cumsum(counts).tolist()
         out = []
-        in_stock = self.catalog.in_stock
-        for cid, d in self._definitions.items():
-            if not d.starts_t <= user.t < d.ends_t or (self.curated_only and d.source != "curated"):
-                continue
-            items = self._resolved(d)
-            items = items[in_stock[items]][: self.pool_size]
-            if len(items) == 0:
-                continue
-            source = "curated" if d.source not in ("rules", "ml") else d.source
+        for k in np.flatnonzero(counts).tolist():  # one iteration per proposed collection
+            d, (source, reason, prior) = p.definitions[k], p.labels[k]
+            items = kept[ends[k] - int(counts[k]): ends[k]]
             signals = {"explicit": float(bool(d.item_ids)), "n_items": float(len(items))}
-            if np.isfinite(d.ends_t):
+            if math.isfinite(d.ends_t):
                 signals["days_left"] = (d.ends_t - user.t) / 86_400.0
             out.append(CandidateCollection(
-                collection_id=cid, title=d.title, source=source, generator=self.name, items=items,
-                reason="Picked by our team" if source == "curated" else f"Popular in {d.title}",
-                signals=signals, prior=CURATED_PRIOR if source == "curated" else RULES_PRIOR,
-                pinned_row=d.pinned_row, created_t=d.starts_t,
+                collection_id=d.collection_id, title=d.title, source=source, generator=self.name, items=items,
+                reason=reason, signals=signals, prior=prior, pinned_row=d.pinned_row, created_t=d.starts_t,
             ))
         return out
+
+    def _pack(self) -> _Packed:
+        """Every definition's resolved items in one array (CSR), rebuilt after a change."""
+        if self._packed is None:
+            definitions = list(self._definitions.values())
+            resolved = [self._resolved(d) for d in definitions]
+            sizes = np.asarray([len(r) for r in resolved], dtype=np.int64)
+            self._packed = _Packed(
+                definitions=definitions,
+                items=np.concatenate([np.zeros(0, dtype=np.int64), *resolved]).astype(np.int64),
+                indptr=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                owner=np.repeat(np.arange(len(definitions)), sizes),
+                starts=np.asarray([d.starts_t for d in definitions], dtype=np.float64),
+                ends=np.asarray([d.ends_t for d in definitions], dtype=np.float64),
+                curated=np.asarray([d.source == "curated" for d in definitions], dtype=bool),
+                labels=[_labels(d) for d in definitions],
+            )
+        return self._packed
 
     # --- resolution -----------------------------------------------------------------------
 
