@@ -305,6 +305,99 @@ def print_evaluation(result: Any) -> None:
 
 @app.command()
 @user_errors
+def page(
+    user_id: Annotated[str, typer.Argument(help="The user to build the homepage for (unknown ids get the new-user "
+                                                "page).")],
+    at: Annotated[str | None, typer.Option(help="ISO time of the request, or 'now' (default: the newest event in "
+                                                "the store, so a simulated or replayed log is served as of its end).")]
+    = None,
+    location: Annotated[str | None, typer.Option(help="Region code (default: the user's home location).")] = None,
+    surface: Annotated[str, typer.Option(help="web, ios, android, ...")] = "web",
+    rows: Annotated[int, typer.Option(min=1, max=100, help="Collections on the page.")] = 8,
+    items: Annotated[int, typer.Option(min=1, max=100, help="Items per collection.")] = 10,
+    pipeline: Annotated[str, typer.Option(help="Pipeline declaration: default, no_diversity, dpp, marginal_gain, "
+                                               "no_exploration, no_debiasing, popularity.")] = "default",
+    seed: Annotated[int, typer.Option(help="Seed of the page's random choices (exploration).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the page as JSON (the API's shape).")] = False,
+) -> None:
+    """Build one user's homepage with the trained models and print it."""
+    from shelfrank.page.engine import HomepageEngine
+    from shelfrank.page.pipeline import PIPELINES
+    from shelfrank.store.database import Store
+    from shelfrank.training_run import models_dir
+
+    if pipeline not in PIPELINES:
+        from shelfrank.errors import UserFacingError
+
+        raise UserFacingError(f"unknown pipeline {pipeline!r}; expected one of: {', '.join(PIPELINES)}")
+    settings = state.resolve()
+    with Store.open(settings.store) as store:
+        when = _request_time(store.con, at)
+        engine = HomepageEngine.from_store(store.con, models_dir(settings))
+    request = _page_request(user_id, when, location, surface, rows, items, seed)
+    built = engine.build(request, pipeline)
+    if as_json:
+        import orjson
+
+        typer.echo(orjson.dumps(built.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        return
+    print_page(built)
+
+
+def _request_time(con: Any, at: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    from shelfrank.errors import UserFacingError
+
+    if at == "now":
+        return datetime.now(UTC)
+    if at is None:
+        newest = con.sql("SELECT max(ts) FROM events").fetchall()[0][0]
+        return newest if newest is not None else datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        raise UserFacingError(f"--at {at!r} is not an ISO time (e.g. 2026-10-07T12:00:00Z) or 'now'") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _page_request(user_id: str, when: Any, location: str | None, surface: str, rows: int, items: int,
+                  seed: int) -> Any:
+    from shelfrank.contracts import PageRequest
+    from shelfrank.errors import UserFacingError
+
+    try:
+        return PageRequest(user_id=user_id, at=when, location=location, surface=surface, rows=rows, items=items,
+                           seed=seed)
+    except ValueError as exc:
+        raise UserFacingError(str(exc)) from None
+
+
+def print_page(built: Any, max_items: int = 6) -> None:
+    who = f"{built.user_id} (new user)" if built.new_user else built.user_id
+    title = f"homepage of {who} at {built.at[:16]} UTC, {built.surface}, {built.location or 'no location'}"
+    if built.fallback:
+        title += f" - FALLBACK: {built.fallback_reason}"
+    table = Table(title=title, show_lines=False)
+    table.add_column("row", justify="right")
+    table.add_column("collection")
+    table.add_column("why")
+    table.add_column("first items (score)")
+    for r in built.rows:
+        flags = " [yellow]explore[/]" if r.explore else (" [cyan]pinned[/]" if r.pinned else "")
+        shown = ", ".join(f"{s.title}{' [yellow]*[/]' if s.explore else ''} ({s.score:.3f})"
+                          for s in r.items[:max_items])
+        table.add_row(str(r.row), f"{r.title}\n[dim]{r.source}/{r.generator}[/]{flags}", r.reason,
+                      shown + (" ..." if len(r.items) > max_items else ""))
+    console.print(table)
+    total = built.timings_ms.get("total", 0.0)
+    rules = ", ".join(f"{k} {v}" for k, v in built.rule_counts.items()) or "none"
+    console.print(f"pipeline {built.pipeline}, model {built.model_version or '-'}, built in {total:.1f} ms; "
+                  f"rules: {rules}; [yellow]*[/] = exploration slot")
+
+
+@app.command()
+@user_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: serve.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 8000).")] = None,

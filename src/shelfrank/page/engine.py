@@ -34,7 +34,7 @@ from shelfrank.features.online import InMemoryFeatureState
 from shelfrank.models.artifacts import list_versions
 from shelfrank.page.builder import PageModels, PageResources, build_page
 from shelfrank.page.hydrate import FeatureHydrator
-from shelfrank.page.pipeline import FALLBACK, PIPELINES, pipeline_named
+from shelfrank.page.pipeline import FALLBACK, PIPELINES, PagePipeline, pipeline_named
 from shelfrank.page.result import Page
 from shelfrank.page.scorers import RankerScorer, RetrievalScorer
 
@@ -111,8 +111,9 @@ class HomepageEngine:
             return []
         return [m.version for m in list_versions(self.models_dir, "collection_retrieval")]
 
-    def build(self, request: PageRequest, pipeline: str = "default") -> Page:
-        spec = pipeline_named(pipeline)
+    def build(self, request: PageRequest, pipeline: str | PagePipeline = "default") -> Page:
+        """The page for one request with a named pipeline declaration (or a custom one)."""
+        spec = pipeline if isinstance(pipeline, PagePipeline) else pipeline_named(pipeline)
         with self._lock:
             if not self.models.rankers and spec.ranker != "popularity":
                 return build_page(self._resources(PageModels()), FALLBACK, request, "no models loaded")
