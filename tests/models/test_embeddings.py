@@ -148,3 +148,19 @@ def test_single_item_sessions_and_zero_weights_are_not_co_engagement():
                                          np.array([1.0, 1.0, 3.0, 5.0, 0.0]), content)
     np.testing.assert_array_equal(model.history_, [1.0, 4.0, 0.0, 0.0])
     np.testing.assert_array_equal(model.has_history_, [True, True, False, False])
+
+
+def test_item_ids_are_kept_saved_and_looked_up(tmp_path):
+    content = {"category": np.array([0, 0, 1]), "brand": np.array([0, 1, 1]), "price": np.array([1.0, 2.0, 3.0])}
+    model = ItemEmbeddings(dim=4, iterations=2, threads=1).fit(
+        np.array([0, 1, 1, 2]), np.array([0, 0, 1, 1]), np.ones(4), content, item_ids=["a", "b", "c"])
+    model.save(tmp_path)
+    loaded = ItemEmbeddings.load(tmp_path)
+    assert loaded.item_ids_.tolist() == ["a", "b", "c"]
+    vectors, found = loaded.vectors_for_ids(["c", "zz", "a"])
+    assert found.tolist() == [True, False, True]
+    np.testing.assert_array_equal(vectors[[0, 2]], model.vectors_[[2, 0]])
+    assert not vectors[1].any()
+    with pytest.raises(ValueError, match="name each of the 3"):
+        ItemEmbeddings(dim=4, iterations=2, threads=1).fit(np.array([0]), np.array([0]), np.ones(1), content,
+                                                           item_ids=["a", "b"])

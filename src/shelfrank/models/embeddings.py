@@ -77,6 +77,7 @@ class ItemEmbeddings:
 
     Learned attributes:
         vectors_: float32 [n_items, dim], L2-normalized.
+        item_ids_: the id of each row when fit() was given item_ids, else None.
         history_: float32 [n_items], engagement weight per item within the groups kept
             (>= min_group_items distinct items); has_history_ = history_ >= min_history.
         category_vectors_, brand_vectors_: float32 [n_categories, dim], [n_brands, dim] (zeros when empty).
@@ -127,6 +128,7 @@ class ItemEmbeddings:
         group_index: np.ndarray,
         weight: np.ndarray,
         item_content: Mapping[str, np.ndarray],
+        item_ids: Sequence[str] | np.ndarray | None = None,
     ) -> ItemEmbeddings:
         """Fit from engagement events and the catalog's content.
 
@@ -135,6 +137,8 @@ class ItemEmbeddings:
         item_content: one array per field over the whole catalog (n_items entries each):
             ``category`` and ``brand`` (int codes, -1 = unknown), ``price`` (float, NaN = unknown),
             and optionally more int-coded fields (e.g. ``parent_category``).
+        item_ids: optional, the id of each catalog index (kept as ``item_ids_``, saved, and used
+            by :meth:`vectors_for_ids`); training passes the catalog sorted by item_id.
         """
         if self.dim < 1 or self.iterations < 1:
             raise ValueError(f"dim and iterations must be >= 1, got dim={self.dim}, iterations={self.iterations}")
@@ -173,6 +177,7 @@ class ItemEmbeddings:
         self.vectors_ = _l2_normalized(trust * als_vectors + (1.0 - trust) * content_vectors)
         self.history_ = history
         self.has_history_ = has_history
+        self.item_ids_ = _checked_ids(item_ids, n_items)
         self.category_vectors_ = self.pooled_vectors(np.arange(n_items), content["category"])
         self.brand_vectors_ = self.pooled_vectors(np.arange(n_items), content["brand"])
         self.input_hash_ = hash_arrays(
@@ -243,6 +248,24 @@ class ItemEmbeddings:
                              f"{len(self.vectors_)} items")
         return self.vectors_[idx]
 
+    def vectors_for_ids(self, item_ids: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, found) by item id: float32 [len, dim], zero rows where ``found`` is False.
+
+        Needs the embeddings to have been fitted (or saved) with ``item_ids``."""
+        self._check_fitted()
+        if self.item_ids_ is None:
+            raise ValueError("these embeddings were fitted without item_ids; look vectors up by index")
+        ids = np.asarray(item_ids, dtype=str)
+        order = np.argsort(self.item_ids_, kind="stable")
+        known_ids = self.item_ids_[order]
+        if len(known_ids) == 0 or len(ids) == 0:
+            return np.zeros((len(ids), self.vectors_.shape[1]), dtype=np.float32), np.zeros(len(ids), dtype=bool)
+        pos = np.minimum(np.searchsorted(known_ids, ids), len(known_ids) - 1)
+        found = known_ids[pos] == ids
+        vectors = self.vectors_[order[pos]].copy()
+        vectors[~found] = 0.0
+        return vectors, found
+
     def vectors_for_content(self, item_content: Mapping[str, np.ndarray]) -> np.ndarray:
         """Vectors for items not in the fitted catalog (new arrivals), from their content alone."""
         self._check_fitted()
@@ -291,11 +314,12 @@ class ItemEmbeddings:
         self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
+        ids = {} if getattr(self, "item_ids_", None) is None else {"item_ids": self.item_ids_}
         np.savez(
             folder / f"{FILE_STEM}.npz",
             vectors=self.vectors_, history=self.history_, category_vectors=self.category_vectors_,
             brand_vectors=self.brand_vectors_, price_band_edges=self.price_band_edges_,
-            content_weights=self.content_weights_,
+            content_weights=self.content_weights_, **ids,
         )
         metadata = {
             "kind": "item_embeddings", "format": FORMAT, "shelfrank_version": __version__,
@@ -330,6 +354,7 @@ class ItemEmbeddings:
             model.brand_vectors_ = arrays["brand_vectors"]
             model.price_band_edges_ = arrays["price_band_edges"]
             model.content_weights_ = arrays["content_weights"]
+            model.item_ids_ = arrays["item_ids"] if "item_ids" in arrays.files else None
         if model.vectors_.shape != (metadata["n_items"], metadata["dim"]):
             raise ValueError(f"{arrays_path} holds vectors of shape {model.vectors_.shape}, metadata says "
                              f"({metadata['n_items']}, {metadata['dim']}): the files do not belong together")
@@ -370,6 +395,17 @@ def _check_events(item_index, group_index, weight, n_items: int) -> tuple[np.nda
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"weight must be finite and >= 0; event {row} has {weight[row]}")
     return item_index.astype(np.int64), group_index.astype(np.int64), weight
+
+
+def _checked_ids(item_ids, n_items: int) -> np.ndarray | None:
+    if item_ids is None:
+        return None
+    ids = np.asarray(item_ids, dtype=str)
+    if ids.shape != (n_items,):
+        raise ValueError(f"item_ids must name each of the {n_items} catalog items once; got shape {ids.shape}")
+    if len(np.unique(ids)) != n_items:
+        raise ValueError("item_ids must be unique")
+    return ids
 
 
 def _check_content(item_content: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

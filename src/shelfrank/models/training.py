@@ -7,6 +7,9 @@ Steps (each a function, composed by :func:`train`):
 2. **Labels** (features/labels.py): each impression's deepest funnel stage. Requests are
    sampled whole (by a hash of request_id, so the sample is stable) to bound cost.
 3. **Examination curve** (models/examination.py), EM over all training impressions.
+3b. **Item embeddings** (models/embeddings.py): ALS on the training window's sessions, in
+   catalog order (items sorted by item_id); their vectors are an input of the feature space
+   (the user x item and session x item embedding similarities).
 4. **Features** (features/offline.py), point-in-time at each impression's time.
 5. **Item rankers**: (a) position as a feature, scored at the inference slot; (b) factorized
    with the examination curve. Labels are funnel gains (FunnelWeights).
@@ -30,11 +33,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shelfrank.errors import UserFacingError
-from shelfrank.features.definitions import FeatureSpace
+from shelfrank.features.definitions import FeatureSpace, ItemVectors
 from shelfrank.features.labels import item_impression_labels
 from shelfrank.features.offline import OfflineFeatures, fit_vocabularies
 from shelfrank.models.artifacts import ArtifactMetadata, new_version, save_artifact
 from shelfrank.models.collection_retrieval import CollectionRetrievalModel
+from shelfrank.models.embeddings import EngagementWeights, ItemEmbeddings
 from shelfrank.models.examination import ExaminationCurve
 from shelfrank.models.item_ranker import (
     CLICKS_ONLY,
@@ -80,6 +84,9 @@ class TrainOptions:
     ranker: BoostingParams = BoostingParams(n_estimators=120, num_leaves=31, learning_rate=0.08)
     examination_method: str = "em"
     seed: int = 0
+    embeddings: bool = True  # fit item embeddings and use the embedding-similarity features
+    embedding_dim: int = 48
+    embedding_weights: EngagementWeights = EngagementWeights()
 
     @classmethod
     def from_config(cls, config) -> TrainOptions:
@@ -132,6 +139,9 @@ class TrainedModels:
     train_set: ImpressionSet | None  # None when loaded from artefacts
     data_hash: str
     paths: dict[str, Path] = field(default_factory=dict)
+    # Fitted on the training window, rows in catalog order (items sorted by item_id; item_ids_
+    # names them); space.item_vectors holds the same vectors. None: trained without them.
+    embeddings: ItemEmbeddings | None = None
 
 
 def time_split(con: duckdb.DuckDBPyConnection, test_days: float) -> TimeSplit:
@@ -226,6 +236,38 @@ def collection_examples(impressions: ImpressionSet) -> tuple[np.ndarray, np.ndar
     return X, engaged, names
 
 
+def fit_item_embeddings(con: duckdb.DuckDBPyConnection, before: datetime, options: TrainOptions,
+                        ) -> ItemEmbeddings:
+    """ALS item embeddings from the engagement events before `before`, sessions as groups.
+
+    Rows are the catalog sorted by item_id (the order of InMemoryFeatureState.item_ids and
+    Catalog.item_ids); content: category, brand, vertical codes and the catalog price.
+    """
+    items = con.sql("SELECT item_id, category_id, brand, vertical, price FROM items").to_arrow_table()
+    ids = np.asarray(pc.fill_null(items.column("item_id"), "").to_pylist(), dtype=str)
+    order = np.argsort(ids, kind="stable")
+    items, ids = items.take(pa.array(order)), ids[order]
+
+    def codes(name: str) -> np.ndarray:
+        raw = np.asarray(pc.fill_null(items.column(name), "").to_pylist(), dtype=str)
+        _, inverse = np.unique(raw, return_inverse=True)
+        return np.where(raw == "", -1, inverse).astype(np.int64)
+
+    content = {"category": codes("category_id"), "brand": codes("brand"), "vertical": codes("vertical"),
+               "price": items.column("price").to_numpy(zero_copy_only=False).astype(np.float64)}
+    con.register("_sr_catalog_in", pa.table({"item_id": pa.array(ids), "idx": np.arange(len(ids), dtype=np.int64)}))
+    try:
+        events = con.execute("""
+            SELECT c.idx, dense_rank() OVER (ORDER BY e.user_id, e.session_id) - 1 AS session, e.event_type
+            FROM events e JOIN _sr_catalog_in c ON c.item_id = e.item_id
+            WHERE e.event_type IN ('click', 'add_to_cart', 'purchase') AND e.ts < ?""", [before]).fetchnumpy()
+    finally:
+        con.unregister("_sr_catalog_in")
+    model = ItemEmbeddings(dim=options.embedding_dim, seed=options.seed, threads=2)
+    return model.fit(events["idx"].astype(np.int64), events["session"].astype(np.int64),
+                     options.embedding_weights.of(events["event_type"]), content, item_ids=ids)
+
+
 def train(con: duckdb.DuckDBPyConnection, models_dir: Path, options: TrainOptions = TrainOptions(),
           progress: Progress = SILENT) -> TrainedModels:
     split = time_split(con, options.test_days)
@@ -235,6 +277,15 @@ def train(con: duckdb.DuckDBPyConnection, models_dir: Path, options: TrainOption
         examination = fit_examination(train_labels, options.examination_method)
         advance(1)
     space = FeatureSpace(vocabularies=fit_vocabularies(con), examination_curve=main_surface_grid(examination, con))
+    embeddings = None
+    if options.embeddings:
+        with progress.task("item embeddings (ALS on the training window's sessions)", total=1) as advance:
+            # Fitted before the features: their vectors are an input of the similarity features.
+            embeddings = fit_item_embeddings(con, split.split, options)
+            space = space.with_item_vectors(ItemVectors(embeddings.item_ids_, embeddings.vectors_))
+            advance(1)
+    else:
+        space = space.without_embedding_features()
     with progress.task("point-in-time features for training impressions", total=1) as advance:
         train_set = impression_set(con, space, split.start, split.split, options.max_train_requests, options.seed,
                                    labels=train_labels)
@@ -251,7 +302,8 @@ def train(con: duckdb.DuckDBPyConnection, models_dir: Path, options: TrainOption
         retrieval = CollectionRetrievalModel().fit(X_c, y_c, names_c)
         advance(1)
     data_hash = _data_hash(con, split)
-    trained = TrainedModels(split, space, examination, rankers, retrieval, train_set, data_hash)
+    trained = TrainedModels(split, space, examination, rankers, retrieval, train_set, data_hash,
+                            embeddings=embeddings)
     trained.paths = save_models(trained, models_dir, options)
     return trained
 
@@ -311,7 +363,39 @@ def save_models(trained: TrainedModels, models_dir: Path, options: TrainOptions)
     meta = ArtifactMetadata(kind="examination_curve", version=version, training_window=window,
                             data_hash=trained.data_hash, params={"method": options.examination_method})
     paths[meta.kind] = save_artifact(models_dir, meta, trained.examination.save)
+    if trained.embeddings is not None:
+        emb = trained.embeddings
+        meta = ArtifactMetadata(
+            kind=EMBEDDINGS_KIND, version=version, training_window=window, data_hash=trained.data_hash,
+            metrics={"n_items": len(emb.vectors_), "n_with_history": int(emb.has_history_.sum()),
+                     "fit_seconds": emb.fit_seconds_},
+            params={**emb.get_params(), "engagement_weights": vars(options.embedding_weights),
+                    "groups": "sessions", "row_order": "items sorted by item_id"},
+        )
+        paths[meta.kind] = save_artifact(models_dir, meta, emb.save)
     return paths
+
+
+EMBEDDINGS_KIND = "item_embeddings"
+
+
+def load_embeddings(models_dir: Path, version: str, required: bool) -> ItemEmbeddings | None:
+    """The item embeddings of one training run; None when that run has none and nothing needs them."""
+    from shelfrank.models.artifacts import ArtifactError, check_compatible, read_metadata, resolve
+
+    try:
+        folder = resolve(models_dir, EMBEDDINGS_KIND, version)
+    except ArtifactError:
+        if not required:
+            return None  # a run from before the embeddings were trained: its rankers do not read them
+        raise ArtifactError(
+            f"the item rankers of version {version} read the embedding-similarity features, but "
+            f"{Path(models_dir) / EMBEDDINGS_KIND / version} is missing; retrain (`shelfrank train`)") from None
+    check_compatible(read_metadata(folder), EMBEDDINGS_KIND)
+    embeddings = ItemEmbeddings.load(folder)
+    if embeddings.item_ids_ is None:
+        raise ArtifactError(f"{folder} holds embeddings without item ids; retrain (`shelfrank train`)")
+    return embeddings
 
 
 def load_trained(models_dir: Path, version: str | None = None) -> TrainedModels:
@@ -334,6 +418,11 @@ def load_trained(models_dir: Path, version: str | None = None) -> TrainedModels:
         check_compatible(metas[kind], kind, names)
         cls = PositionFeatureRanker if spec.uses_slot_features else FactorizedRanker
         rankers[spec.name] = cls.load(folders[kind])
+    # The embeddings of the same run (the version of its examination curve), attached to the space.
+    embeddings = load_embeddings(models_dir, metas["examination_curve"].version, required=bool(space.tastes))
+    if embeddings is not None:
+        space = space.with_item_vectors(ItemVectors(embeddings.item_ids_, embeddings.vectors_))
+        folders[EMBEDDINGS_KIND] = Path(embeddings_folder(models_dir, metas["examination_curve"].version))
     start, split = metas["examination_curve"].training_window
     con_end = datetime.fromisoformat(split)  # refined by the caller's log end
     return TrainedModels(
@@ -341,5 +430,9 @@ def load_trained(models_dir: Path, version: str | None = None) -> TrainedModels:
         space=space, examination=examination,
         rankers=rankers,
         retrieval=CollectionRetrievalModel.load(folders["collection_retrieval"]),
-        train_set=None, data_hash=metas["examination_curve"].data_hash, paths=folders,
+        train_set=None, data_hash=metas["examination_curve"].data_hash, paths=folders, embeddings=embeddings,
     )
+
+
+def embeddings_folder(models_dir: Path, version: str) -> Path:
+    return Path(models_dir) / EMBEDDINGS_KIND / version
