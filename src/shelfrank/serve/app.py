@@ -314,6 +314,10 @@ def create_app(
             content = {"message": str(exc.detail), "detail": None}
         return _json(content, exc.status_code)
 
+    @app.exception_handler(UserFacingError)
+    async def refused(request: Request, exc: UserFacingError) -> Response:
+        return _json({"message": str(exc), "detail": None}, 422)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}

@@ -116,7 +116,12 @@ class Service:
                 change = self._new_events_only(change, check_store=True)
                 if change.kind == "events" and not change.rows:
                     continue
-                apply_change(self.engine, change)
+                try:
+                    apply_change(self.engine, change)
+                except Exception:
+                    self.metrics.sync_errors.labels("replay").inc()
+                    log.exception("could not replay a %s change from the intake log; skipped", change.kind)
+                    continue
                 replayed += 1
         intake_seconds = time.perf_counter() - began
         pulled = self.sync()
@@ -155,6 +160,9 @@ class Service:
             change = self._new_events_only(change)
             if not change.rows and change.kind == "events":
                 return 0
+            # Applied first: a change the engine refuses (UserFacingError -> 422) is never logged
+            # nor shared. Nothing is acknowledged before the append below has been fsync'ed.
+            apply_change(self.engine, change)
             if self.intake is not None:
                 self.intake.append(change)
             try:
@@ -163,7 +171,6 @@ class Service:
                 # Durable here; the other replicas miss it until they restart from the stream.
                 self.metrics.sync_errors.labels("publish").inc()
                 log.exception("could not publish a %s change to the shared feed", change.kind)
-            apply_change(self.engine, change)
         self.metrics.writes.labels(change.kind, "local").inc()
         return len(change.rows)
 
