@@ -182,3 +182,41 @@ def redis_url(tmp_path_factory):
     client.close()
     proc.terminate()
     proc.wait(timeout=10)
+
+
+class InProcessServer:
+    """An app served by uvicorn on a thread of this process, on a free loopback port."""
+
+    def __init__(self, app) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise AssertionError("uvicorn did not start")
+            time.sleep(0.02)
+        self.client = httpx.Client(base_url=self.url, timeout=60.0)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def store_end(database: Path):
+    """The time of the store's last event (pages are requested just after it)."""
+    import duckdb
+
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute("SELECT max(ts) FROM events").fetchone()[0]
+    finally:
+        con.close()
