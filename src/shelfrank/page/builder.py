@@ -277,7 +277,7 @@ def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection
                            < pipeline.new_item_days * DAY], dtype=np.int64)
     placement = explore_slots(shown_rows, new_rows, pipeline.explore_collections,
                               min(pipeline.explore_first_row, max(len(shown_rows) - 1, 0)), rng)
-    on_page: set[int] = set()
+    on_page = np.zeros(len(cat), dtype=bool)
     rows_out: list[_Row] = []
     pool_index = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
     per_row = []
@@ -285,21 +285,21 @@ def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection
         valid = np.flatnonzero(slate.valid[c])
         order = valid[np.argsort(-slate.scores[c, valid], kind="stable")][: request.items]
         per_row.append((c, order))
-        on_page.update(slate.items[c, order].tolist())
+        on_page[slate.items[c, order]] = True
     for (c, order), explored_row, row_p in zip(per_row, placement.explored, placement.propensity, strict=True):
         items = slate.items[c, order]
         relevance = slate.relevance[c, order]
         p_items = pool.items[pool_index[str(slate.collection_ids[c])]]
         p_items = p_items[p_items >= 0]
         eligible = p_items[(t - cat.created_t[p_items] < pipeline.new_item_days * DAY) & cat.in_stock[p_items]]
-        eligible = eligible[~np.isin(eligible, list(on_page))]
+        eligible = eligible[~on_page[eligible]]
         item_place = explore_slots(items, eligible, pipeline.explore_items,
                                    min(pipeline.explore_first_position, max(len(items) - 1, 0)), rng)
         shown = item_place.shown
         rel = np.full(len(shown), np.nan)
         keep = ~item_place.explored
         rel[keep] = relevance[: keep.sum()]
-        on_page.update(shown.tolist())
+        on_page[shown] = True
         rows_out.append(_Row(str(slate.collection_ids[c]), shown, rel, item_place.explored,
                              item_place.propensity * row_p, float(row_p), bool(explored_row),
                              float(slate.collection_scores[c])))
@@ -310,46 +310,64 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
              cat: Catalog, ranker: RankerScorer | None, pair_features: np.ndarray | None, pool: Slate,
              rows_idx: np.ndarray, cols_idx: np.ndarray, user: UserContext, pipeline: PagePipeline,
              ) -> list[CollectionRow]:
-    # Top contributing features of the shown items: one SHAP call for the whole page.
-    contributions: dict[tuple[str, int], dict[str, float]] = {}
-    if ranker is not None and pair_features is not None:
-        pool_pos = {(str(pool.collection_ids[r]), int(pool.items[r, c])): j
-                    for j, (r, c) in enumerate(zip(rows_idx, cols_idx, strict=True))}
-        wanted = [(row.collection_id, int(i)) for row in rows for i, e in zip(row.items, row.explored_items,
-                                                                               strict=True) if not e]
-        index = [pool_pos[w] for w in wanted if w in pool_pos]
-        if index:
-            names = ranker.ranker.feature_names_[: pair_features.shape[1]]
-            values = ranker.contributions(pair_features[index], pair_features, tuple(names))
-            contributions = {w: v for w, v in zip([w for w in wanted if w in pool_pos], values, strict=True)}
-    bought = set(user.history.items[user.history.events == 3].tolist()) if len(user.history) else set()
+    # Top signals of the shown items: one call for the whole page.
+    contributions: list[dict[str, float]] = []
+    shown_rows = np.repeat(np.arange(len(rows)), [len(r.items) for r in rows])
+    shown_items = np.concatenate([r.items for r in rows]) if rows else np.zeros(0, dtype=np.int64)
+    shown_explored = np.concatenate([r.explored_items for r in rows]) if rows else np.zeros(0, dtype=bool)
+    if ranker is not None and pair_features is not None and len(shown_items):
+        # Locate each shown (collection, item) among the scored pairs: sort the pair keys once.
+        pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
+        width = np.int64(len(cat) + 1)
+        pair_key = rows_idx.astype(np.int64) * width + pool.items[rows_idx, cols_idx]
+        order = np.argsort(pair_key, kind="stable")
+        wanted = np.asarray([pool_row[r.collection_id] for r in rows], dtype=np.int64)[shown_rows] * width \
+            + shown_items
+        pos = np.minimum(np.searchsorted(pair_key[order], wanted), len(order) - 1)
+        found = (pair_key[order][pos] == wanted) & ~shown_explored
+        names = tuple(ranker.ranker.feature_names_[: pair_features.shape[1]])
+        values = ranker.contributions(pair_features[order[pos[found]]], pair_features, names)
+        contributions = [{} for _ in range(len(shown_items))]
+        for j, v in zip(np.flatnonzero(found), values, strict=True):
+            contributions[j] = v
+    else:
+        contributions = [{} for _ in range(len(shown_items))]
+    bought = np.zeros(len(cat), dtype=bool)
+    if len(user.history):
+        bought[user.history.items[user.history.events == 3]] = True
+    # Display fields for every shown item at once (lists: cheap to zip into the slots).
+    idx = shown_items
+    brand = np.where(cat.brand[idx] >= 0, cat.brands[np.maximum(cat.brand[idx], 0)], "") if len(idx) else idx
+    has_cat = cat.category[idx] >= 0
+    cat_id = np.where(has_cat, cat.category_ids[np.maximum(cat.category[idx], 0)], "") if len(idx) else idx
+    cat_name = np.where(has_cat, cat.category_names[np.maximum(cat.category[idx], 0)], "") if len(idx) else idx
+    fields = {
+        "item_id": cat.item_ids[idx].tolist(), "title": cat.titles[idx].tolist(), "brand": list(brand),
+        "category_id": list(cat_id), "category": list(cat_name), "price": np.round(cat.price[idx], 2).tolist(),
+        "image_url": cat.image_urls[idx].tolist(), "has_image": cat.has_image[idx].tolist(),
+        "new": (user.t - cat.created_t[idx] < pipeline.new_item_days * DAY).tolist(),
+        "bought": bought[idx].tolist(),
+    }
     out: list[CollectionRow] = []
+    k = 0
     for r, row in enumerate(rows):
         cand, retrieval, first = by_id[row.collection_id]
         slots = []
-        for p, (item, rel, explored, prop) in enumerate(zip(row.items, row.relevance, row.explored_items,
-                                                            row.propensity, strict=True)):
-            i = int(item)
-            badges = []
-            new = user.t - cat.created_t[i] < pipeline.new_item_days * DAY
-            if new:
-                badges.append("new")
-            if explored:
-                badges.append("explore")
-            if i in bought:
-                badges.append("bought before")
+        for p, (rel, explored, prop) in enumerate(zip(row.relevance.tolist(), row.explored_items.tolist(),
+                                                      row.propensity.tolist(), strict=True)):
+            new, was_bought = fields["new"][k], fields["bought"][k]
+            badges = tuple(b for b, on in (("new", new), ("explore", explored), ("bought before", was_bought))
+                           if on)
             reason = ("New: shown to learn how it does" if explored else
-                      "You bought this before" if i in bought else cand.reason)
+                      "You bought this before" if was_bought else cand.reason)
             slots.append(ItemSlot(
-                item_id=str(cat.item_ids[i]), position=p, score=round(float(rel), 6) if np.isfinite(rel) else 0.0,
-                propensity=round(float(prop), 6), title=str(cat.titles[i]),
-                brand=str(cat.brands[cat.brand[i]]) if cat.brand[i] >= 0 else "",
-                category_id=str(cat.category_ids[cat.category[i]]) if cat.category[i] >= 0 else "",
-                category=str(cat.category_names[cat.category[i]]) if cat.category[i] >= 0 else "",
-                price=round(float(cat.price[i]), 2), image_url=str(cat.image_urls[i]),
-                has_image=bool(cat.has_image[i]), explore=bool(explored), badges=tuple(badges), reason=reason,
-                signals=contributions.get((row.collection_id, i), {}),
+                item_id=fields["item_id"][k], position=p, score=round(rel, 6) if rel == rel else 0.0,
+                propensity=round(prop, 6), title=fields["title"][k], brand=fields["brand"][k],
+                category_id=fields["category_id"][k], category=fields["category"][k], price=fields["price"][k],
+                image_url=fields["image_url"][k], has_image=fields["has_image"][k], explore=explored,
+                badges=badges, reason=reason, signals=contributions[k],
             ))
+            k += 1
         signals = {**{k: float(v) for k, v in cand.signals.items()}, "prior": round(float(cand.prior), 4),
                    "first_pass": round(float(first), 4)}
         if np.isfinite(retrieval):

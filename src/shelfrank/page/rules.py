@@ -71,17 +71,18 @@ class DedupeItemsAcrossPage:
     def apply(self, slate: Slate) -> Slate:
         started = time.perf_counter()
         scores = slate.scores.copy()
-        shown = np.empty(0, dtype=np.int64)
+        shown = np.zeros(int(slate.items.max(initial=-1)) + 1, dtype=bool)  # by catalog index
         removed = 0
         # One pass per row (tens), vectorized within the row.
         for c in np.flatnonzero(slate.live_collections):
-            valid = np.isfinite(scores[c]) & (slate.items[c] >= 0)
-            repeat = valid & np.isin(slate.items[c], shown)
+            items = slate.items[c]
+            valid = np.isfinite(scores[c]) & (items >= 0)
+            repeat = valid & shown[np.maximum(items, 0)]
             scores[c, repeat] = -np.inf
             removed += int(repeat.sum())
             keep = np.flatnonzero(valid & ~repeat)
             top = keep[np.argsort(-scores[c, keep], kind="stable")[: self.visible]]
-            shown = np.concatenate([shown, slate.items[c, top]])
+            shown[items[top]] = True
         trace = StageTrace("dedupe_items_across_page", Counter({"repeated_on_page": removed}),
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, scores=scores)

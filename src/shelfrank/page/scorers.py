@@ -39,8 +39,8 @@ class RetrievalScorer:
         sums = np.zeros((batch.n_collections, X.shape[1]))
         np.add.at(sums, batch.collection, X)
         means = sums / np.maximum(counts, 1.0)[:, None]
-        design = np.column_stack([means, n_items_shown, np.zeros(batch.n_collections)])
-        scores = self.model.predict(design)
+        design = np.column_stack([means, n_items_shown, np.zeros(batch.n_collections)]).astype(np.float32)
+        scores = self.model.booster_.predict(design, num_threads=1)
         return np.where(counts > 0, scores, -np.inf)
 
 
@@ -63,11 +63,15 @@ class RankerScorer:
         return np.asarray(X, dtype=np.float32)
 
     def score(self, X: np.ndarray) -> np.ndarray:
+        """One thread: a page's few thousand rows finish before a thread pool would start paying off,
+        and the service runs pages side by side."""
         if len(X) == 0:
             return np.zeros(0)
-        if isinstance(self.ranker, PositionFeatureRanker):
-            return self.ranker.predict(self.design(X))
-        return self.ranker.predict(X)
+        raw = self.booster.predict(self.design(X), num_threads=1,
+                                   raw_score=isinstance(self.ranker, FactorizedRanker))
+        if isinstance(self.ranker, FactorizedRanker):
+            return 1.0 / (1.0 + np.exp(-(raw + self.ranker.base_score_)))
+        return raw
 
     def contributions(self, X: np.ndarray, reference: np.ndarray, names: tuple[str, ...],
                       top: int = 3) -> list[dict[str, float]]:
