@@ -3,6 +3,7 @@ over the session's tiny store (behaviour), servers in subprocesses, and a real r
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -211,11 +212,13 @@ class InProcessServer:
         self.thread.join(timeout=30)
 
 
+@functools.lru_cache
 def store_end(database: Path):
-    """The time of the store's last event (pages are requested just after it)."""
+    """The time of the store's last event (pages are requested just after it). DuckDB refuses a
+    second connection to a file with another configuration: this one matches settings_for's."""
     import duckdb
 
-    con = duckdb.connect(str(database), read_only=True)
+    con = duckdb.connect(str(database), read_only=True, config={"memory_limit": "1GB", "threads": 1})
     try:
         return con.execute("SELECT max(ts) FROM events").fetchone()[0]
     finally:
