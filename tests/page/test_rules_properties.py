@@ -56,11 +56,15 @@ def test_rules_hold_on_any_catalog_and_stock_state(case):
         visible_items = items[:visible]
         assert not set(visible_items) & set(shown), (cid, items, shown)
         shown.extend(visible_items)
-    # Pinned collections that survive sit at their row (or at the end when the page is shorter).
+    # A surviving pinned collection sits at its row; when the page is too short it is as low as it can be
+    # (only pinned rows below it), and when another pinned one claims the same row it comes right after it.
     live_ids = [cid for cid, _ in rows]
-    for c, row in zip(out.collection_ids, out.pinned_rows, strict=True):
-        if row >= 0 and c in live_ids:
-            position = live_ids.index(c)
-            assert position == row or position == len(live_ids) - 1 or any(
-                out.pinned_rows[list(out.collection_ids).index(other)] == row for other in live_ids[:position]
-            ), (live_ids, c, row)
+    pinned_of = dict(zip(out.collection_ids, out.pinned_rows, strict=True))
+    for position, c in enumerate(live_ids):
+        row = pinned_of[c]
+        if row < 0 or position == row:
+            continue
+        if position < row:
+            assert all(pinned_of[x] >= 0 for x in live_ids[position + 1:]), (live_ids, c, row)
+        else:
+            assert pinned_of[live_ids[position - 1]] >= 0, (live_ids, c, row)
