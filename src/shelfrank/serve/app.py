@@ -265,7 +265,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.pages = ThreadPoolExecutor(settings.serve.workers, thread_name_prefix="shelfrank-page")
         starter = None
         if app.state.service is None:
             def start() -> None:
@@ -283,13 +282,14 @@ def create_app(
         try:
             yield
         finally:
+            # A service passed in belongs to the caller, who closes it; one built here is closed here.
             if starter is not None:
                 starter.join(timeout=60)
-            app.state.pages.shutdown(wait=False, cancel_futures=True)
-            if app.state.service is not None:
-                app.state.service.close()
-                app.state.service = None
-            metrics.ready.set(0)
+                app.state.pages.shutdown(wait=False, cancel_futures=True)
+                if app.state.service is not None:
+                    app.state.service.close()
+                    app.state.service = None
+                metrics.ready.set(0)
 
     app = FastAPI(
         title="shelfrank",
@@ -300,6 +300,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Created here, not in the lifespan, so clients that skip the lifespan (schemathesis) work.
+    app.state.pages = ThreadPoolExecutor(settings.serve.workers, thread_name_prefix="shelfrank-page")
     app.state.service = service
     app.state.startup_error = None
     app.state.metrics = metrics

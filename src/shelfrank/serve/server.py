@@ -33,8 +33,11 @@ def run(settings: Settings, service: Service | None = None, announce: Callable[[
     if announce is not None:
         announce(service)
     app = create_app(settings, service=service)
-    uvicorn.run(app, host=settings.serve.host, port=settings.serve.port, log_level="warning",
-                access_log=False, timeout_graceful_shutdown=5)
+    try:
+        uvicorn.run(app, host=settings.serve.host, port=settings.serve.port, log_level="warning",
+                    access_log=False, timeout_graceful_shutdown=5)
+    finally:
+        service.close()
 
 
 def compact(settings: Settings) -> CompactReport:

@@ -48,7 +48,9 @@ def _python_type(f: Field) -> Any:
         bounds["le"] = f.max_value
     if f.type == "string":
         return Annotated[str, PydanticField(min_length=0 if f.nullable else 1, max_length=MAX_TEXT)]
-    if f.type == "int":
+    if f.type == "int":  # BIGINT in the store and Arrow: keep within int64
+        bounds.setdefault("ge", -(2**63))
+        bounds.setdefault("le", 2**63 - 1)
         return Annotated[int, PydanticField(strict=False, **bounds)]
     if f.type == "float":
         return Annotated[float, PydanticField(allow_inf_nan=False, **bounds)]
