@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
+from shelfrank.candidates import ann
 from shelfrank.candidates.ann import VectorIndex, exact_search
+
+GRAPH = {"exact_below": 0}  # small test sets would otherwise be searched exactly
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -20,7 +23,9 @@ def clustered():
 
 @pytest.fixture(scope="module")
 def index(clustered):
-    return VectorIndex(M=16, ef_construction=100, ef_search=64).fit(clustered[0])
+    built = VectorIndex(M=16, ef_construction=100, ef_search=64, **GRAPH).fit(clustered[0])
+    assert not built.exact
+    return built
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
@@ -58,9 +63,10 @@ def test_raw_vectors_are_normalized_so_similarity_is_cosine():
     np.testing.assert_allclose(sims, [1.0, np.sqrt(0.5), 0.0], atol=1e-6)
 
 
-def test_k_larger_than_the_index_returns_every_item():
+@pytest.mark.parametrize("exact_below", [0, 10_000])
+def test_k_larger_than_the_index_returns_every_item(exact_below):
     vectors = unit(np.random.default_rng(1).normal(size=(7, 4)))
-    index = VectorIndex().fit(vectors)
+    index = VectorIndex(exact_below=exact_below).fit(vectors)
     ids, sims = index.query(vectors[:3], k=50)
     assert ids.shape == (3, 7)
     for row in ids:
@@ -68,8 +74,19 @@ def test_k_larger_than_the_index_returns_every_item():
     assert index.query(vectors[0], k=0)[0].shape == (0,)
 
 
-def test_empty_index_answers_with_empty_arrays():
-    index = VectorIndex().fit(np.zeros((0, 8), dtype=np.float32))
+def test_small_sets_are_searched_exactly(clustered):
+    vectors, queries = clustered
+    index = VectorIndex().fit(vectors)
+    assert index.exact
+    ids, sims = index.query(queries, k=25)
+    truth_ids, truth_sims = exact_search(vectors, queries, 25)
+    np.testing.assert_array_equal(ids, truth_ids)
+    np.testing.assert_allclose(sims, truth_sims, atol=1e-6)
+
+
+@pytest.mark.parametrize("exact_below", [0, 10_000])
+def test_empty_index_answers_with_empty_arrays(exact_below):
+    index = VectorIndex(exact_below=exact_below).fit(np.zeros((0, 8), dtype=np.float32))
     ids, sims = index.query(np.ones(8), k=5)
     assert len(index) == 0 and ids.shape == sims.shape == (0,)
 
@@ -88,16 +105,23 @@ def test_zero_vectors_and_wrong_dimensions_are_clear_errors():
         VectorIndex().query(np.ones(3), k=1)
 
 
-def test_ids_label_the_rows():
-    index = VectorIndex().fit(np.eye(3), ids=np.array([10, 4, 7]))
+@pytest.mark.parametrize("exact_below", [0, 10_000])
+def test_ids_label_the_rows(exact_below):
+    index = VectorIndex(exact_below=exact_below).fit(np.eye(3), ids=np.array([10, 4, 7]))
     ids, _ = index.query(np.array([0.0, 1.0, 0.1]), k=2)
     np.testing.assert_array_equal(ids, [4, 7])
+    mask = np.ones(11, dtype=bool)
+    mask[4] = False
+    np.testing.assert_array_equal(index.query(np.array([0.0, 1.0, 0.1]), k=2, mask=mask)[0], [7, 10])
     with pytest.raises(ValueError, match="distinct"):
         VectorIndex().fit(np.eye(2), ids=np.array([1, 1]))
 
 
+@pytest.mark.parametrize("over_fetch", [True, False])
 @pytest.mark.parametrize("share", [0.5, 0.02])
-def test_masked_query_returns_only_allowed_ids_and_the_true_top(index, clustered, share):
+def test_masked_query_returns_only_allowed_ids_and_the_true_top(index, clustered, share, over_fetch, monkeypatch):
+    if over_fetch:  # force the graph path (these sizes would pick the exact path)
+        monkeypatch.setattr(ann, "HNSW_ROW_COST", 0)
     vectors, queries = clustered
     allowed = np.random.default_rng(2).random(len(vectors)) < share
     ids, sims = index.query(queries, k=10, mask=allowed)
@@ -117,15 +141,18 @@ def test_mask_allowing_fewer_than_k_returns_all_allowed():
 
 def test_build_is_deterministic_for_a_seed(clustered):
     vectors, queries = clustered
-    a = VectorIndex(ef_search=16, seed=3).fit(vectors).query(queries, k=10)
-    b = VectorIndex(ef_search=16, seed=3).fit(vectors).query(queries, k=10)
+    a = VectorIndex(ef_search=16, seed=3, **GRAPH).fit(vectors).query(queries, k=10)
+    b = VectorIndex(ef_search=16, seed=3, **GRAPH).fit(vectors).query(queries, k=10)
     np.testing.assert_array_equal(a[0], b[0])
 
 
 def test_save_load_round_trip(tmp_path, index, clustered):
-    _, queries = clustered
+    vectors, queries = clustered
     index.save(tmp_path)
     loaded = VectorIndex.load(tmp_path)
+    assert not loaded.exact
     np.testing.assert_array_equal(loaded.query(queries, k=10)[0], index.query(queries, k=10)[0])
+    VectorIndex().fit(vectors).save(tmp_path, name="small")
+    assert VectorIndex.load(tmp_path, name="small").exact
     with pytest.raises(FileNotFoundError, match="missing"):
         VectorIndex.load(tmp_path, name="other")
