@@ -257,48 +257,52 @@ def _events(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> pa.Table:
 
 
 def _history_state(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: datetime | None):
-    try:
-        from shelfrank.store.history import InMemoryUserHistory
-    except ImportError:
-        return None
+    from shelfrank.store.history import InMemoryUserHistory
+
     return InMemoryUserHistory.from_store(con, catalog, as_of)
 
 
 def _repeat_rates(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: datetime | None) -> np.ndarray | None:
-    try:
-        from shelfrank.candidates.rules import category_repeat_rates
-    except ImportError:
-        return None
+    from shelfrank.candidates.rules import category_repeat_rates
+
     return category_repeat_rates(con, catalog, as_of)
 
 
 def _optional_sources(engine: HomepageEngine) -> dict[str, CollectionSource]:
-    """The curated, rules and ML sources (each module may be absent in a partial install)."""
+    """The curated and rules sources, and the ML sources when the models carry item embeddings."""
     out: dict[str, CollectionSource] = {}
-    try:
-        from shelfrank.candidates.curated import CuratedCollectionsSource
+    from shelfrank.candidates.curated import CuratedCollectionsSource
 
-        out["curated"] = CuratedCollectionsSource(list(engine._definitions.values()), engine.catalog,
-                                                  curated_only=True)
-    except ImportError:
-        pass
-    if engine.history_state is None:
-        return out
-    try:
+    out["curated"] = CuratedCollectionsSource(list(engine._definitions.values()), engine.catalog, curated_only=True)
+    if engine.history_state is not None:
         from shelfrank.candidates.rules import default_rule_sources
-    except ImportError:
-        return out
-    for source in default_rule_sources(engine.catalog, engine.history_state, engine._definitions.values(),
-                                       category_repeat_rate=engine.category_repeat_rate):
-        out[source.name] = source
+
+        for source in default_rule_sources(engine.catalog, engine.history_state, engine._definitions.values(),
+                                           category_repeat_rate=engine.category_repeat_rate):
+            out[source.name] = source
+    vectors = engine.models.item_vectors
+    if vectors is not None and len(vectors) == len(engine.catalog):
+        from shelfrank.candidates.ml import ItemClustersSource, PredictedCategoriesSource
+
+        out["predicted_categories"] = PredictedCategoriesSource(engine.catalog, category_vectors(engine.catalog,
+                                                                                                 vectors))
+        n_clusters = int(np.clip(len(engine.catalog) // 250, 16, 2_000))
+        out["item_clusters"] = ItemClustersSource.build(engine.catalog, vectors, n_clusters, seed=0)
     return out
 
 
+def category_vectors(catalog: Catalog, item_vectors: np.ndarray) -> np.ndarray:
+    """Unit mean vector of each catalog category's items (rows = the catalog's category codes)."""
+    sums = np.zeros((len(catalog.category_ids), item_vectors.shape[1]))
+    known = catalog.category >= 0
+    np.add.at(sums, catalog.category[known], item_vectors[known])
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
 def _taste(history: UserHistory, vectors: np.ndarray, t: float) -> np.ndarray | None:
-    try:
-        from shelfrank.candidates.ml import taste_vector
-    except ImportError:
-        return None
+    from shelfrank.candidates.ml import taste_vector
+
     return taste_vector(history, vectors, t)
 
 
