@@ -6,7 +6,14 @@
     matrix = state.get(user_id, item_ids, ts, context)              # same columns, numpy
 """
 
-from shelfrank.features.definitions import FEATURE_NAMES, FEATURES, Feature, FeatureSpace, Vocabularies
+from shelfrank.features.definitions import (
+    FEATURE_NAMES,
+    FEATURES,
+    Feature,
+    FeatureSpace,
+    ItemVectors,
+    Vocabularies,
+)
 from shelfrank.features.offline import OfflineFeatures, fit_vocabularies
 from shelfrank.features.online import FeatureState, InMemoryFeatureState
 
@@ -17,6 +24,7 @@ __all__ = [
     "FeatureSpace",
     "FeatureState",
     "InMemoryFeatureState",
+    "ItemVectors",
     "OfflineFeatures",
     "Vocabularies",
     "fit_vocabularies",

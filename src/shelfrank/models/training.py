@@ -84,7 +84,11 @@ class TrainOptions:
     ranker: BoostingParams = BoostingParams(n_estimators=120, num_leaves=31, learning_rate=0.08)
     examination_method: str = "em"
     seed: int = 0
-    embeddings: bool = True  # fit item embeddings and use the embedding-similarity features
+    embeddings: bool = True  # fit (and save) item embeddings on the training window
+    embedding_features: bool = True  # rankers read the embedding-similarity features (needs embeddings)
+    # Training rows' similarities use embeddings fitted without their user's events (k folds of
+    # users), so the vectors never saw the row's own session; 1 = in-sample (leaks, see training.md).
+    embedding_folds: int = 3
     embedding_dim: int = 48
     embedding_weights: EngagementWeights = EngagementWeights()
 
@@ -236,12 +240,18 @@ def collection_examples(impressions: ImpressionSet) -> tuple[np.ndarray, np.ndar
     return X, engaged, names
 
 
+def user_fold_sql(column: str, folds: int, seed: int) -> str:
+    """SQL for a user's fold, 0..folds-1: a seeded hash of the user id (stable across runs)."""
+    return f"CAST(hash(coalesce({column}, '') || ':{int(seed)}') % {int(folds)} AS BIGINT)"
+
+
 def fit_item_embeddings(con: duckdb.DuckDBPyConnection, before: datetime, options: TrainOptions,
-                        ) -> ItemEmbeddings:
+                        without_fold: int | None = None) -> ItemEmbeddings:
     """ALS item embeddings from the engagement events before `before`, sessions as groups.
 
     Rows are the catalog sorted by item_id (the order of InMemoryFeatureState.item_ids and
     Catalog.item_ids); content: category, brand, vertical codes and the catalog price.
+    `without_fold`: leave out the events of the users in that fold (of options.embedding_folds).
     """
     items = con.sql("SELECT item_id, category_id, brand, vertical, price FROM items").to_arrow_table()
     ids = np.asarray(pc.fill_null(items.column("item_id"), "").to_pylist(), dtype=str)
@@ -257,15 +267,53 @@ def fit_item_embeddings(con: duckdb.DuckDBPyConnection, before: datetime, option
                "price": items.column("price").to_numpy(zero_copy_only=False).astype(np.float64)}
     con.register("_sr_catalog_in", pa.table({"item_id": pa.array(ids), "idx": np.arange(len(ids), dtype=np.int64)}))
     try:
-        events = con.execute("""
+        keep = ("true" if without_fold is None else
+                f"{user_fold_sql('e.user_id', options.embedding_folds, options.seed)} <> {int(without_fold)}")
+        events = con.execute(f"""
             SELECT c.idx, dense_rank() OVER (ORDER BY e.user_id, e.session_id) - 1 AS session, e.event_type
             FROM events e JOIN _sr_catalog_in c ON c.item_id = e.item_id
-            WHERE e.event_type IN ('click', 'add_to_cart', 'purchase') AND e.ts < ?""", [before]).fetchnumpy()
+            WHERE e.event_type IN ('click', 'add_to_cart', 'purchase') AND e.ts < ? AND {keep}""",
+            [before]).fetchnumpy()
     finally:
         con.unregister("_sr_catalog_in")
     model = ItemEmbeddings(dim=options.embedding_dim, seed=options.seed, threads=2)
     return model.fit(events["idx"].astype(np.int64), events["session"].astype(np.int64),
                      options.embedding_weights.of(events["event_type"]), content, item_ids=ids)
+
+
+def out_of_fold_similarities(con: duckdb.DuckDBPyConnection, train_set: ImpressionSet, space: FeatureSpace,
+                             before: datetime, options: TrainOptions, advance=lambda n: None) -> None:
+    """Recompute the training rows' embedding similarities with embeddings that never saw their user.
+
+    In-sample, the vectors are fitted on the very sessions whose clicks are the labels: items a
+    session engaged together sit close *because of* that session, so the session's taste points
+    at its own later clicks and the ranker learns to trust the feature far more than it earns on
+    new days. Like out-of-fold target encoding: users are split in `embedding_folds` folds by a
+    seeded hash; rows of fold k read embeddings fitted without fold k's events. Serving and the
+    evaluation use the embeddings fitted on every training event (the saved artefact).
+    """
+    embedding_space = FeatureSpace(features=tuple(f for f in space.features if f.tastes),
+                                   vocabularies=space.vocabularies, examination_curve=space.examination_curve)
+    columns = [train_set.feature_names.index(name) for name in embedding_space.names]
+    users = pa.table({"user_id": train_set.labels.column("user_id")})
+    con.register("_sr_fold_users", users)
+    try:
+        fold = con.execute(f"SELECT {user_fold_sql('user_id', options.embedding_folds, options.seed)} "
+                           "FROM _sr_fold_users").fetchnumpy()
+    finally:
+        con.unregister("_sr_fold_users")
+    fold = next(iter(fold.values())).astype(np.int64)
+    examples = train_set.labels.select(["user_id", "item_id", "ts", "surface", "location", "session_id",
+                                        "collection_id"])
+    for k in range(options.embedding_folds):
+        rows = np.flatnonzero(fold == k)
+        if len(rows):
+            model = fit_item_embeddings(con, before, options, without_fold=k)
+            fold_space = embedding_space.with_item_vectors(ItemVectors(model.item_ids_, model.vectors_))
+            table = OfflineFeatures(con, fold_space).compute(examples.take(pa.array(rows)))
+            for j, name in zip(columns, fold_space.names, strict=True):
+                train_set.features[rows, j] = table.column(name).to_numpy().astype(np.float32)
+        advance(1)
 
 
 def train(con: duckdb.DuckDBPyConnection, models_dir: Path, options: TrainOptions = TrainOptions(),
@@ -284,13 +332,16 @@ def train(con: duckdb.DuckDBPyConnection, models_dir: Path, options: TrainOption
             embeddings = fit_item_embeddings(con, split.split, options)
             space = space.with_item_vectors(ItemVectors(embeddings.item_ids_, embeddings.vectors_))
             advance(1)
-    else:
-        space = space.without_embedding_features()
+    if embeddings is None or not options.embedding_features:
+        space = space.without_embedding_features().with_item_vectors(space.item_vectors)
     with progress.task("point-in-time features for training impressions", total=1) as advance:
         train_set = impression_set(con, space, split.start, split.split, options.max_train_requests, options.seed,
                                    labels=train_labels)
         del train_labels  # every training impression: not kept alive through the model fits
         advance(1)
+    if space.tastes and options.embedding_folds > 1:
+        with progress.task("embedding similarities out of fold", total=options.embedding_folds) as advance:
+            out_of_fold_similarities(con, train_set, space, split.split, options, advance)
     theta = examination.examination(train_set.row, train_set.position, surface=surfaces_of(train_set.labels))
     rankers: dict[str, PositionFeatureRanker | FactorizedRanker] = {}
     labels = {"funnel": options.funnel.gains(train_set.stage), "clicks": CLICKS_ONLY.gains(train_set.stage)}
