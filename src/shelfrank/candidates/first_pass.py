@@ -47,9 +47,8 @@ def first_pass(candidates: list[CandidateCollection], in_stock: np.ndarray, max_
     if taste is not None and item_vectors is not None:
         leading = [c.items[:LEADING_ITEMS] for c in kept]
         flat = np.concatenate(leading)
-        owner = np.repeat(np.arange(len(kept)), [len(x) for x in leading])
-        sums = np.zeros((len(kept), item_vectors.shape[1]))
-        np.add.at(sums, owner, item_vectors[flat])
+        sums = np.add.reduceat(item_vectors[flat], np.r_[0, np.cumsum([len(x) for x in leading])[:-1]], axis=0)
+        sums[[len(x) == 0 for x in leading]] = 0.0
         norms = np.linalg.norm(sums, axis=1)
         score = score + TASTE_WEIGHT * np.where(norms > 0, (sums @ taste) / np.maximum(norms, 1e-12), 0.0)
     pinned = np.asarray([c.pinned_row >= 0 for c in kept])

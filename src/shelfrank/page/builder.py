@@ -190,6 +190,7 @@ def build_page(resources: PageResources, pipeline: PagePipeline, request: PageRe
     clock.lap("ordering")
     if pipeline.dedupe_items:
         slate = DedupeItemsAcrossPage(visible=request.items).apply(slate)
+        slate = _refill(slate, pool, request.items, cat.in_stock)
     slate = DropThinCollections(pipeline.min_items).apply(slate)
     slate = DropSimilarCollections(cat.category, pipeline.max_collection_similarity, request.items).apply(slate)
     slate = InsertPinnedCollections().apply(slate)
@@ -252,6 +253,46 @@ def _select(slate: Slate, picks: np.ndarray) -> Slate:
     # Display order = pick order: a strictly decreasing key that keeps the pick sequence.
     display = np.where(np.isfinite(picked_scores), -np.arange(picks.shape[1], dtype=np.float64)[None, :], -np.inf)
     return Slate(slate.collection_ids, items, display, slate.collection_scores, slate.pinned_rows, slate.trace,
+                 relevance)
+
+
+def _refill(slate: Slate, pool: Slate, width: int, in_stock: np.ndarray) -> Slate:
+    """Rows that the page-wide dedupe left short take their next best pool items not yet on the page,
+    appended after their shown items (a row keeps its diversified head)."""
+    live = np.flatnonzero(slate.live_collections)
+    counts = slate.valid.sum(axis=1)
+    if not (counts[live] < width).any():
+        return slate
+    on_page = np.zeros(int(max(slate.items.max(initial=0), pool.items.max(initial=0))) + 1, dtype=bool)
+    for c in live:
+        valid = np.flatnonzero(slate.valid[c])
+        top = valid[np.argsort(-slate.scores[c, valid], kind="stable")][:width]
+        on_page[slate.items[c, top]] = True
+    pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
+    extra_items, extra_rel, extra_rows = [], [], []
+    for c in live[counts[live] < width]:
+        p = pool_row[str(slate.collection_ids[c])]
+        cand = np.flatnonzero((pool.items[p] >= 0) & np.isfinite(pool.scores[p]))
+        cand = cand[np.argsort(-pool.scores[p, cand], kind="stable")]
+        items = pool.items[p, cand]
+        items = items[~on_page[items] & in_stock[items]][: width - counts[c]]
+        on_page[items] = True
+        extra_items.append(items)
+        extra_rel.append(pool.relevance[p, cand][np.isin(pool.items[p, cand], items)])
+        extra_rows.append(c)
+    n_extra = max((len(x) for x in extra_items), default=0)
+    if n_extra == 0:
+        return slate
+    C, n = slate.items.shape
+    items = np.concatenate([slate.items, np.full((C, n_extra), -1, dtype=np.int64)], axis=1)
+    scores = np.concatenate([slate.scores, np.full((C, n_extra), -np.inf)], axis=1)
+    relevance = np.concatenate([slate.relevance, np.full((C, n_extra), -np.inf)], axis=1)
+    for c, add, rel in zip(extra_rows, extra_items, extra_rel, strict=True):
+        floor = np.min(scores[c][np.isfinite(scores[c])], initial=0.0)
+        items[c, n: n + len(add)] = add
+        scores[c, n: n + len(add)] = floor - 1.0 - np.arange(len(add))
+        relevance[c, n: n + len(add)] = rel
+    return Slate(slate.collection_ids, items, scores, slate.collection_scores, slate.pinned_rows, slate.trace,
                  relevance)
 
 
@@ -353,16 +394,18 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
     for r, row in enumerate(rows):
         cand, retrieval, first = by_id[row.collection_id]
         slots = []
-        for p, (rel, explored, prop) in enumerate(zip(row.relevance.tolist(), row.explored_items.tolist(),
-                                                      row.propensity.tolist(), strict=True)):
+        relevance = np.round(np.where(np.isfinite(row.relevance), row.relevance, 0.0), 6).tolist()
+        propensity = np.round(row.propensity, 6).tolist()
+        for p, (rel, explored, prop) in enumerate(zip(relevance, row.explored_items.tolist(), propensity,
+                                                      strict=True)):
             new, was_bought = fields["new"][k], fields["bought"][k]
             badges = tuple(b for b, on in (("new", new), ("explore", explored), ("bought before", was_bought))
                            if on)
             reason = ("New: shown to learn how it does" if explored else
                       "You bought this before" if was_bought else cand.reason)
             slots.append(ItemSlot(
-                item_id=fields["item_id"][k], position=p, score=round(rel, 6) if rel == rel else 0.0,
-                propensity=round(prop, 6), title=fields["title"][k], brand=fields["brand"][k],
+                item_id=fields["item_id"][k], position=p, score=rel, propensity=prop, title=fields["title"][k],
+                brand=fields["brand"][k],
                 category_id=fields["category_id"][k], category=fields["category"][k], price=fields["price"][k],
                 image_url=fields["image_url"][k], has_image=fields["has_image"][k], explore=explored,
                 badges=badges, reason=reason, signals=contributions[k],

@@ -69,8 +69,18 @@ class AttributeSimilarity:
     def __post_init__(self) -> None:
         if self.codes.ndim != 3 or self.codes.shape[-1] != len(self.weights):
             raise ValueError(f"codes must be (C, n, {len(self.weights)}), got {self.codes.shape}")
+        c, n, _ = self.codes.shape
+        # A page's rows are small: the whole (C, n, n) matrix once beats k comparisons of (C, n) codes.
+        full = None
+        if c * n * n <= 4_000_000:
+            w = np.asarray(self.weights, dtype=np.float32)
+            same = (self.codes[:, :, None, :] == self.codes[:, None, :, :]) & (self.codes[:, None, :, :] >= 0)
+            full = same.astype(np.float32) @ w
+        object.__setattr__(self, "_full", full)
 
     def to(self, chosen: np.ndarray) -> np.ndarray:
+        if self._full is not None:
+            return self._full[np.arange(len(chosen)), chosen].astype(np.float64)
         picked = self.codes[np.arange(len(chosen)), chosen]  # (C, a)
         same = (self.codes == picked[:, None, :]) & (picked[:, None, :] >= 0)
         return same @ np.asarray(self.weights, dtype=np.float64)

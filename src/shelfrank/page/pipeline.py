@@ -55,12 +55,12 @@ PIPELINES: dict[str, PagePipeline] = {p.name: p for p in (
     DEFAULT.with_(name="no_debiasing", description="default with the ranker trained without position information",
                   ranker="no_debiasing"),
     DEFAULT.with_(name="popularity", description="baseline: popular categories and curated rows, items by "
-                  "popularity, no models, no diversity, no exploration", retrieval=False, ranker="popularity",
-                  diversity="none", explore_items=0.0, explore_collections=0.0),
+                  "popularity, no models, no diversity, no exploration", sources=("curated", "popular_categories"),
+                  retrieval=False, ranker="popularity", diversity="none", explore_items=0.0,
+                  explore_collections=0.0),
 )}
 # The fallback page: no models at all, rules still applied.
-FALLBACK = PIPELINES["popularity"].with_(name="fallback", description="fallback: curated and popular collections",
-                                         sources=("curated", "popular_categories"))
+FALLBACK = PIPELINES["popularity"].with_(name="fallback", description="fallback: curated and popular collections")
 
 
 def pipeline_named(name: str) -> PagePipeline:

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 
-@dataclass(frozen=True)
+# slots, not frozen: a page creates hundreds of these per request, and frozen dataclasses
+# construct several times slower.
+@dataclass(slots=True)
 class ItemSlot:
     item_id: str
     position: int
@@ -30,7 +32,7 @@ class ItemSlot:
     signals: Mapping[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CollectionRow:
     collection_id: str
     title: str
@@ -47,7 +49,7 @@ class CollectionRow:
     signals: Mapping[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Page:
     request_id: str
     user_id: str

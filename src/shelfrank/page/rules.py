@@ -136,7 +136,8 @@ class DropSimilarCollections:
         started = time.perf_counter()
         live = np.flatnonzero(slate.live_collections)
         n_cat = int(self.category.max()) + 2 if len(self.category) else 1
-        kept_hist: list[np.ndarray] = []
+        kept_hist = np.zeros((len(live), n_cat))
+        n_kept = 0
         dropped = np.zeros(len(slate.collection_ids), dtype=bool)
         for c in live:
             valid = np.flatnonzero(slate.valid[c])
@@ -144,10 +145,11 @@ class DropSimilarCollections:
             hist = np.bincount(self.category[top] + 1, minlength=n_cat).astype(np.float64)
             norm = np.linalg.norm(hist)
             hist = hist / norm if norm > 0 else hist
-            if slate.pinned_rows[c] < 0 and kept_hist and max(float(h @ hist) for h in kept_hist) > self.max_similarity:
+            if slate.pinned_rows[c] < 0 and n_kept and float((kept_hist[:n_kept] @ hist).max()) > self.max_similarity:
                 dropped[c] = True
                 continue
-            kept_hist.append(hist)
+            kept_hist[n_kept] = hist
+            n_kept += 1
         trace = StageTrace("drop_similar_collections", Counter({"similar_collection": int(dropped.sum())}),
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, collection_scores=np.where(dropped, -np.inf, slate.collection_scores))

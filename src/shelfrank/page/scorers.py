@@ -25,6 +25,19 @@ class CollectionBatch:
     n_collections: int
 
 
+def group_means(X: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, d) mean of the rows of each group (0 for an empty group); one sort and one reduceat,
+    much faster than np.add.at."""
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    counts = np.bincount(g, minlength=n_groups)
+    out = np.zeros((n_groups, X.shape[1]))
+    if len(g):
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        out[g[starts]] = np.add.reduceat(X[order], starts, axis=0)
+    return out / np.maximum(counts, 1)[:, None]
+
+
 class RetrievalScorer:
     """P(engage | user, collection, context) from the mean features of the collection's leading items."""
 
@@ -36,9 +49,7 @@ class RetrievalScorer:
     def score(self, features: HydratedFeatures, batch: CollectionBatch, n_items_shown: np.ndarray) -> np.ndarray:
         X = features.pairs(batch.collection, batch.item_row)
         counts = np.bincount(batch.collection, minlength=batch.n_collections).astype(np.float64)
-        sums = np.zeros((batch.n_collections, X.shape[1]))
-        np.add.at(sums, batch.collection, X)
-        means = sums / np.maximum(counts, 1.0)[:, None]
+        means = group_means(X, batch.collection, batch.n_collections)
         design = np.column_stack([means, n_items_shown, np.zeros(batch.n_collections)]).astype(np.float32)
         scores = self.model.booster_.predict(design, num_threads=1)
         return np.where(counts > 0, scores, -np.inf)
@@ -94,10 +105,11 @@ class RankerScorer:
         std = np.sqrt(np.where(finite, (reference - mean) ** 2, 0.0).sum(axis=0) / count)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.where(std > 0, (X - mean) / np.where(std > 0, std, 1.0), 0.0)
-        weight = np.nan_to_num(z * share[None, :])
+        weight = np.round(np.nan_to_num(z * share[None, :]), 4)
         order = np.argsort(-np.abs(weight), axis=1)[:, :top]
-        return [{names[j]: round(float(weight[r, j]), 4) for j in order[r] if weight[r, j] != 0.0}
-                for r in range(len(X))]
+        picked = np.take_along_axis(weight, order, axis=1).tolist()
+        labels = np.asarray(names, dtype=object)[order].tolist()
+        return [{n: v for n, v in zip(ns, vs, strict=True) if v != 0.0} for ns, vs in zip(labels, picked, strict=True)]
 
 
 class PopularityScorer:
