@@ -27,10 +27,11 @@ import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
 from shelfrank.candidates.ann import VectorIndex, exact_search
-from shelfrank.candidates.base import CLICK, UserContext, UserHistory
-from shelfrank.candidates.catalog import Catalog
+from shelfrank.candidates.base import UserContext
 from shelfrank.candidates.ml import ItemClusters, ItemClustersSource, PredictedCategoriesSource, taste_vector
 from shelfrank.contracts import PageRequest
+from shelfrank.store.catalog import Catalog
+from shelfrank.store.history import CLICK, UserHistory
 
 K = 200
 T = 1_800_000_000.0

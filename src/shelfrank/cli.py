@@ -269,15 +269,19 @@ def evaluate_command(
     ] = None,
     report_dir: Annotated[Path, typer.Option(help="Where the Markdown report and plots go.")] = Path("reports"),
     version: Annotated[str | None, typer.Option(help="Model version (default: the latest).")] = None,
+    pages: Annotated[int, typer.Option(help="Held-out requests whose whole pages every pipeline builds and the "
+                                            "ground truth values (needs --truth; 0 = skip).")] = 150,
+    tradeoff: Annotated[bool, typer.Option(help="Also sweep MMR / DPP strength for the trade-off curve.")] = True,
 ) -> None:
-    """Evaluate the latest models on the held-out days: logged metrics, ground truth, position curves."""
+    """Evaluate the latest models on the held-out days: logged metrics, ground truth, position curves, whole pages."""
     from shelfrank.progress import RichProgress
     from shelfrank.store.database import Store
     from shelfrank.training_run import run_evaluation
 
     settings = state.resolve()
     with Store.open(settings.store) as store, RichProgress(console) as progress:
-        result = run_evaluation(store, settings, report_dir, truth, version, progress)
+        result = run_evaluation(store, settings, report_dir, truth, version, progress, page_requests=pages,
+                                tradeoff=tradeoff)
     print_evaluation(result)
 
 
@@ -300,7 +304,28 @@ def print_evaluation(result: Any) -> None:
             truth_table.add_row(policy, f"{v['clicks']:.3f}", f"{v['add_to_carts']:.3f}", f"{v['purchases']:.3f}",
                                 norm_text)
         console.print(truth_table)
+    if getattr(result, "pages", None) is not None:
+        print_page_evaluation(result.pages)
     console.print(f"default ranker by measurement: [bold]{result.best_ranker}[/]; report: {result.report_path}")
+
+
+def print_page_evaluation(pages: Any) -> None:
+    n = len(pages.samples.users)
+    table = Table(title=f"ground truth: whole pages per pipeline ({n} held-out requests)")
+    for column in ("pipeline", "purchases", "clicks", "normalized [95% CI]", "categories", "new items",
+                   "explored", "p50 ms"):
+        table.add_column(column, justify="left" if column == "pipeline" else "right")
+    for name in (*pages.pipelines, "oracle"):
+        m = pages.mean(name)
+        norm = pages.normalized.get(name)
+        norm_text = f"{norm[0]:+.3f} [{norm[1]:+.3f}, {norm[2]:+.3f}]" if norm else ""
+        if name in pages.pipelines:
+            extra = [f"{pages.diversity[name]['distinct_categories']:.1f}", f"{pages.new_item_share[name]:.1%}",
+                     f"{pages.explored_share[name]:.1%}", f"{pages.latency_ms[name][0]:.0f}"]
+        else:
+            extra = ["", "", "", ""]
+        table.add_row(name, f"{m['purchases']:.4f}", f"{m['clicks']:.3f}", norm_text, *extra)
+    console.print(table)
 
 
 @app.command()
@@ -441,11 +466,13 @@ def serve(
 def demo(
     scale: Annotated[str, typer.Option(help="Simulator scale for the demo.")] = "small",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    serve: Annotated[bool, typer.Option(help="End by serving the API on serve.host:serve.port.")] = True,
+    pages: Annotated[int, typer.Option(help="Held-out requests for the whole-page evaluation.")] = 150,
 ) -> None:
-    """Simulate a store, ingest it into the embedded store, and show what the logs say."""
+    """Simulate, ingest, train, evaluate (rows and whole pages), show a few homepages, then serve the API."""
     from shelfrank.demo import run_demo
 
-    run_demo(state.resolve(), scale=scale, seed=seed, console=console)
+    run_demo(state.resolve(), scale=scale, seed=seed, console=console, serve=serve, page_requests=pages)
 
 
 if __name__ == "__main__":  # pragma: no cover

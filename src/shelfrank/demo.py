@@ -1,8 +1,9 @@
-"""`shelfrank demo`: the main job on the embedded default, end to end, in about a minute.
+"""`shelfrank demo`: the main job on the embedded default, end to end, in a few minutes.
 
-Today it simulates a store, ingests it into the DuckDB store, shows what the logs and the
-ground truth say, trains the models and evaluates them; later stages (pages, serving)
-extend it.
+It simulates a store, ingests it into the DuckDB store, shows what the logs and the ground
+truth say, trains the models, evaluates them (ranked rows and whole pages, on ground
+truth), builds the homepages of a few users of contrasting tastes and a brand-new one,
+and ends by serving the API (and the storefront) on 127.0.0.1 until interrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from shelfrank.progress import RichProgress
 RANDOMIZED_PROPENSITY = 0.5  # the logging policy's shuffled share logs propensities far below this
 
 
-def run_demo(settings: Settings, scale: str, seed: int, console: Console) -> None:
+def run_demo(settings: Settings, scale: str, seed: int, console: Console, serve: bool = True,
+             page_requests: int = 150) -> None:
     # The CLI owns how results look on a terminal; the demo prints them the same way.
     from shelfrank.cli import print_evaluation, print_ingest, print_simulation, print_trained
     from shelfrank.simulate import GroundTruth, simulate
@@ -51,12 +53,66 @@ def run_demo(settings: Settings, scale: str, seed: int, console: Console) -> Non
         console.rule("6. evaluate them on the held-out days and on ground truth")
         report_dir = settings.store.data_dir / "reports" / "latest"
         with RichProgress(console) as progress:
-            result = run_evaluation(store, settings, report_dir, out / "truth", progress=progress, trained=trained)
+            result = run_evaluation(store, settings, report_dir, out / "truth", progress=progress, trained=trained,
+                                    page_requests=page_requests)
         print_evaluation(result)
+        console.rule("7. homepages of users with contrasting tastes, and of a brand-new user")
+        show_pages(store, settings, console)
     console.print(
-        f"\nThe store is in [bold]{settings.store.database_path}[/]; try `shelfrank status` "
-        f"or `shelfrank export events events.parquet`."
+        f"\nThe store is in [bold]{settings.store.database_path}[/]; try `shelfrank status`, "
+        f"`shelfrank page USER_ID` or `shelfrank export events events.parquet`."
     )
+    if serve:
+        console.rule("8. serve the homepage API (Ctrl-C to stop)")
+        from shelfrank.serve import server
+
+        def announce(service) -> None:
+            console.print(f"model {service.engine.model_version or 'none: fallback pages'}; try:")
+            for name, url in server.urls(settings).items():
+                console.print(f"  {name:9} {url}")
+
+        server.run(settings, announce=announce)
+
+
+def contrasting_users(con, n: int = 3) -> list[tuple[str, str]]:
+    """(user_id, vertical): for the n verticals with most buyers, the user who bought most there."""
+    rows = con.sql(
+        """
+        WITH bought AS (
+            SELECT e.user_id, i.vertical, count(*) AS n FROM events e JOIN items i USING (item_id)
+            WHERE e.event_type = 'purchase' GROUP BY ALL
+        ), ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY vertical ORDER BY n DESC, user_id) AS r,
+                   count(*) OVER (PARTITION BY vertical) AS buyers
+            FROM bought
+        )
+        SELECT user_id, vertical FROM ranked WHERE r = 1 ORDER BY buyers DESC, vertical
+        """).fetchall()
+    seen: set[str] = set()
+    out = []
+    for user, vertical in rows:
+        if user not in seen:
+            seen.add(user)
+            out.append((str(user), str(vertical)))
+        if len(out) == n:
+            break
+    return out
+
+
+def show_pages(store, settings: Settings, console: Console, rows: int = 5) -> None:
+    from shelfrank.cli import print_page
+    from shelfrank.contracts import PageRequest
+    from shelfrank.page.engine import HomepageEngine
+    from shelfrank.training_run import models_dir
+
+    engine = HomepageEngine.from_store(store.con, models_dir(settings))
+    at = store.con.sql("SELECT max(ts) FROM events").fetchall()[0][0]
+    for user, vertical in [*contrasting_users(store.con), ("new-visitor", "")]:
+        if vertical:
+            console.print(f"[bold]{user}[/] buys most in {vertical}:")
+        else:
+            console.print("[bold]a visitor never seen before[/] (the new-user page):")
+        print_page(engine.build(PageRequest(user, at, rows=rows, items=10)), max_items=4)
 
 
 def funnel_table(store) -> Table:

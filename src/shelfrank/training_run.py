@@ -20,7 +20,10 @@ def run_training(store, settings: Settings, progress: Progress = SILENT):
 
 
 def run_evaluation(store, settings: Settings, report_dir: Path, truth_dir: Path | None = None,
-                   version: str | None = None, progress: Progress = SILENT, trained=None):
+                   version: str | None = None, progress: Progress = SILENT, trained=None, page_requests: int = 0,
+                   tradeoff: bool = True):
+    """Evaluate the models; with ground truth and page_requests > 0, also whole pages per pipeline
+    (appended to the report; the result carries them as `result.pages`)."""
     from shelfrank.evaluate.offline import evaluate
     from shelfrank.models.training import TimeSplit, TrainOptions, load_trained
 
@@ -37,5 +40,23 @@ def run_evaluation(store, settings: Settings, report_dir: Path, truth_dir: Path 
         trained.split = TimeSplit(trained.split.start, trained.split.split, end)
     if trained.split.end <= trained.split.split:
         raise UserFacingError("the store has no events after the models' training window to evaluate on")
-    return evaluate(store.con, trained, report_dir, truth, TrainOptions.from_config(settings.train),
-                    progress=progress)
+    result = evaluate(store.con, trained, report_dir, truth, TrainOptions.from_config(settings.train),
+                      progress=progress)
+    if truth is not None and page_requests > 0:
+        from shelfrank.evaluate.pages import (
+            PAGE_VARIANTS,
+            append_sections,
+            evaluate_pages,
+            page_report_sections,
+            tradeoff_pipelines,
+        )
+        from shelfrank.page.pipeline import PIPELINES
+
+        pipelines = {name: PIPELINES[name] for name in PAGE_VARIANTS}
+        if tradeoff:
+            pipelines.update(tradeoff_pipelines((1.0, 0.7, 0.4)))
+        pages = evaluate_pages(store.con, models_dir(settings), truth, trained.split.split, trained.split.end,
+                               pipelines, n_requests=page_requests, progress=progress)
+        append_sections(result.report_path, page_report_sections(pages, result.report_path.parent))
+        result.pages = pages
+    return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tiny_catalog import make_catalog
 
-from shelfrank.candidates.catalog import Catalog
+from shelfrank.store.catalog import Catalog
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from tiny_catalog import DAY, T, context, ids
 
-from shelfrank.candidates.catalog import Catalog, CuratedDefinition
 from shelfrank.candidates.curated import CuratedCollectionsSource
+from shelfrank.store.catalog import Catalog, CuratedDefinition
 
 
 def proposed(source: CuratedCollectionsSource, t: float = T) -> dict[str, list[str]]:

@@ -7,8 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from shelfrank.candidates.base import ADD_TO_CART, CLICK, PURCHASE, UserContext, UserHistory
-from shelfrank.candidates.catalog import Catalog
+from shelfrank.candidates.base import UserContext
 from shelfrank.candidates.ml import (
     ItemClusters,
     ItemClustersSource,
@@ -18,6 +17,8 @@ from shelfrank.candidates.ml import (
 )
 from shelfrank.contracts import PageRequest
 from shelfrank.models.embeddings import ItemEmbeddings
+from shelfrank.store.catalog import Catalog
+from shelfrank.store.history import ADD_TO_CART, CLICK, PURCHASE, UserHistory
 
 NAMES = ["Shoes", "Socks", "Coffee", "Tea", "Phones", "Cables"]
 PER_CATEGORY, DIM = 30, 8

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from tiny_catalog import DAY, T, clicks, context, events_table, history, ids
 
-from shelfrank.candidates.base import ADD_TO_CART, CLICK, PURCHASE, CandidateCollection
-from shelfrank.candidates.catalog import Catalog, CuratedDefinition
+from shelfrank.candidates.base import CandidateCollection
 from shelfrank.candidates.rules import (
     RULE_SOURCES,
     BecauseYouViewedSource,
@@ -19,7 +18,8 @@ from shelfrank.candidates.rules import (
     default_rule_sources,
     stored_collection_ids,
 )
-from shelfrank.store.history import InMemoryUserHistory
+from shelfrank.store.catalog import Catalog, CuratedDefinition
+from shelfrank.store.history import ADD_TO_CART, CLICK, PURCHASE, InMemoryUserHistory
 
 
 def by_id(collections: list[CandidateCollection]) -> dict[str, CandidateCollection]:

@@ -9,9 +9,9 @@ import pytest
 from tiny_catalog import BOUGHT_AND_CLICKED, T, context, events_table, history
 
 from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
-from shelfrank.candidates.catalog import Catalog, CuratedDefinition
 from shelfrank.candidates.curated import CuratedCollectionsSource
 from shelfrank.candidates.rules import RULE_SOURCES, default_rule_sources
+from shelfrank.store.catalog import Catalog, CuratedDefinition
 from shelfrank.store.history import InMemoryUserHistory
 
 POOL = 3

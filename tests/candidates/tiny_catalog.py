@@ -26,9 +26,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
-from shelfrank.candidates.base import CLICK, UserContext, UserHistory
-from shelfrank.candidates.catalog import Catalog
+from shelfrank.candidates.base import UserContext
 from shelfrank.contracts import PageRequest
+from shelfrank.store.catalog import Catalog
+from shelfrank.store.history import CLICK, UserHistory
 
 T_AT = datetime(2026, 10, 10, tzinfo=UTC)
 T = T_AT.timestamp()

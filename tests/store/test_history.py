@@ -9,9 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from shelfrank.candidates.base import ADD_TO_CART, CLICK, PURCHASE
-from shelfrank.candidates.catalog import Catalog
-from shelfrank.store.history import InMemoryUserHistory
+from shelfrank.store.catalog import Catalog
+from shelfrank.store.history import ADD_TO_CART, CLICK, PURCHASE, InMemoryUserHistory
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 DAY = 86_400.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shelfrank.candidates.base import CandidateCollection, UserContext
-from shelfrank.candidates.catalog import Catalog, CuratedDefinition
+from shelfrank.store.catalog import Catalog, CuratedDefinition
 
 CURATED_PRIOR = 0.5  # the operator chose it: a strong prior for the first pass
 RULES_PRIOR = 0.3

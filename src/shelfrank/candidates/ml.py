@@ -19,9 +19,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from shelfrank.candidates.ann import VectorIndex
-from shelfrank.candidates.base import ADD_TO_CART, CLICK, PURCHASE, CandidateCollection, UserContext, UserHistory
-from shelfrank.candidates.catalog import Catalog
+from shelfrank.candidates.base import CandidateCollection, UserContext
 from shelfrank.models.embeddings import EngagementWeights
+from shelfrank.store.catalog import Catalog
+from shelfrank.store.history import ADD_TO_CART, CLICK, PURCHASE, UserHistory
 
 SECONDS_PER_DAY = 86_400.0
 

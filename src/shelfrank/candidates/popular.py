@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from shelfrank.candidates.base import CandidateCollection, UserContext
-from shelfrank.candidates.catalog import Catalog
+from shelfrank.store.catalog import Catalog
 
 
 class PopularCategoriesSource:

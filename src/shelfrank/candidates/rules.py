@@ -19,17 +19,9 @@ from datetime import datetime
 import duckdb
 import numpy as np
 
-from shelfrank.candidates.base import (
-    ADD_TO_CART,
-    CLICK,
-    PURCHASE,
-    CandidateCollection,
-    CollectionSource,
-    UserContext,
-    UserHistory,
-)
-from shelfrank.candidates.catalog import Catalog, CuratedDefinition
-from shelfrank.store.history import HistoryState
+from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
+from shelfrank.store.catalog import Catalog, CuratedDefinition
+from shelfrank.store.history import ADD_TO_CART, CLICK, PURCHASE, HistoryState, UserHistory
 
 DAY = 86_400.0
 FUNNEL_WEIGHTS: Mapping[int, float] = {CLICK: 1.0, ADD_TO_CART: 3.0, PURCHASE: 10.0}

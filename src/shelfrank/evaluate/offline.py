@@ -55,6 +55,7 @@ class Evaluation:
     n_truth_users: int = 0
     best_ranker: str = ""
     report_path: Path | None = None
+    pages: object | None = None  # evaluate.pages.PageEvaluation when whole pages were evaluated
 
 
 TRUTH_MEASURES = ("clicks", "add_to_carts", "purchases", "revenue")

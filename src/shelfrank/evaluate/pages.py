@@ -154,3 +154,86 @@ def tradeoff_pipelines(strengths: Sequence[float] = (1.0, 0.85, 0.7, 0.5, 0.3)) 
     return out
 
 
+
+
+PAGE_VARIANTS = ("default", "no_diversity", "dpp", "marginal_gain", "no_exploration", "no_debiasing", "popularity")
+
+
+def page_report_sections(result: PageEvaluation, folder: Path) -> list:
+    """Report sections: the full-page comparison table, and the relevance-diversity trade-off plot."""
+    import matplotlib.pyplot as plt
+
+    from shelfrank.evaluate.report import Section
+
+    header = ["pipeline", "clicks", "add_to_carts", "purchases", "revenue", "normalized purchases [95% CI]",
+              "distinct categories", "intra-row similarity", "new-item share", "explored share", "build p50 ms"]
+    table = [header]
+    for name in (*result.pipelines, "oracle"):
+        m = result.mean(name)
+        norm = result.normalized.get(name)
+        row = [name, m["clicks"], m["add_to_carts"], m["purchases"], m["revenue"],
+               f"{norm[0]:+.3f} [{norm[1]:+.3f}, {norm[2]:+.3f}]" if norm else ""]
+        if name in result.pipelines:
+            d = result.diversity[name]
+            row += [d["distinct_categories"], d["intra_row_similarity"], result.new_item_share[name],
+                    result.explored_share[name], result.latency_ms[name][0]]
+        else:
+            row += ["", "", "", "", ""]
+        table.append(row)
+    sections = [Section(
+        "Whole pages on ground truth",
+        f"{len(result.samples.users)} held-out requests of {len(np.unique(result.samples.users))} users, each "
+        "built by every pipeline from the state at its moment (the engine replays the held-out days' events in "
+        "time order) and valued by the simulator (true 2-D examination and satiation, which reward variety). "
+        "`oracle` is the truth's own greedy page with no collection constraints. Normalized purchases = "
+        "(pipeline - popularity) / (oracle - popularity), 95% bootstrap interval over users. The pipelines are "
+        "declared in `shelfrank.page.pipeline`.",
+        table=table,
+    )]
+    curve = {n: p for n, p in result.pipelines.items() if "@" in n}
+    if curve:
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        for kind, marker in (("mmr", "o"), ("dpp", "s")):
+            names = sorted((n for n in curve if n.startswith(kind)), key=lambda n: -curve[n].diversity_strength)
+            if not names:
+                continue
+            x = [result.diversity[n]["distinct_categories"] for n in names]
+            y = [result.mean(n)["purchases"] for n in names]
+            ax.plot(x, y, marker=marker, label=kind.upper())
+            for n, xi, yi in zip(names, x, y, strict=True):
+                ax.annotate(n.split("@")[1], (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        for name in ("popularity", "default"):
+            if name in result.pipelines:
+                ax.scatter([result.diversity[name]["distinct_categories"]], [result.mean(name)["purchases"]],
+                           marker="x", s=60, label=name)
+        ax.set(title="relevance-diversity trade-off (ground truth)", xlabel="distinct categories per page",
+               ylabel="expected purchases per page")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / "diversity_tradeoff.png")
+        plt.close(fig)
+        best = max(curve, key=lambda n: result.mean(n)["purchases"])
+        sections.append(Section(
+            "Relevance-diversity trade-off",
+            "MMR (lambda) and DPP (theta) at several relevance weights (1 = no diversity), exploration off. "
+            f"Highest expected purchases: `{best}`. The default pipeline's setting is chosen from this curve.",
+            figures=["diversity_tradeoff.png"],
+        ))
+    return sections
+
+
+def append_sections(report_path: Path, sections: list) -> None:
+    """Append sections to a written Markdown report (same format as report.write_report)."""
+    from shelfrank.evaluate.report import markdown_table
+
+    parts = [report_path.read_text().rstrip(), ""]
+    for section in sections:
+        parts += [f"## {section.heading}", ""]
+        if section.text:
+            parts += [section.text, ""]
+        if section.table:
+            parts += [markdown_table(section.table), ""]
+        for figure in section.figures:
+            parts += [f"![{Path(figure).stem.replace('_', ' ')}]({figure})", ""]
+    report_path.write_text("\n".join(parts))

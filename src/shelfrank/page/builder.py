@@ -20,7 +20,6 @@ from datetime import UTC
 import numpy as np
 
 from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
-from shelfrank.candidates.catalog import Catalog
 from shelfrank.candidates.first_pass import first_pass
 from shelfrank.contracts import PageRequest
 from shelfrank.page.diversify import AttributeSimilarity, DPPDiversifier, EmbeddingSimilarity, MMRDiversifier
@@ -39,6 +38,7 @@ from shelfrank.page.rules import (
 )
 from shelfrank.page.scorers import CollectionBatch, PopularityScorer, RankerScorer, RetrievalScorer
 from shelfrank.page.slate import Slate
+from shelfrank.store.catalog import Catalog
 
 DAY = 86_400.0
 SLACK_ITEMS = 6  # diversity picks this many more than shown, so page-wide dedupe rarely thins a row

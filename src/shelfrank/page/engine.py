@@ -25,8 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shelfrank.candidates.base import CollectionSource, UserContext, UserHistory
-from shelfrank.candidates.catalog import Catalog, CuratedDefinition, curated_definitions
+from shelfrank.candidates.base import CollectionSource, UserContext
 from shelfrank.candidates.popular import PopularCategoriesSource
 from shelfrank.contracts import PageRequest
 from shelfrank.errors import UserFacingError
@@ -37,6 +36,8 @@ from shelfrank.page.hydrate import FeatureHydrator
 from shelfrank.page.pipeline import FALLBACK, PIPELINES, PagePipeline, pipeline_named
 from shelfrank.page.result import Page
 from shelfrank.page.scorers import RankerScorer, RetrievalScorer
+from shelfrank.store.catalog import Catalog, CuratedDefinition, curated_definitions
+from shelfrank.store.history import UserHistory
 
 # Measured on ground truth at small and standard scale (docs/training.md): position-as-feature
 # is ahead of the factorized ranker by a margin inside the confidence interval.

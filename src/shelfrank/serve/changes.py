@@ -17,8 +17,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from shelfrank.candidates.catalog import definition_from_row
 from shelfrank.contracts import EVENTS, INVENTORY, ITEMS, Contract
+from shelfrank.store.catalog import definition_from_row
 
 ChangeKind = Literal["events", "inventory", "items", "collection", "collection_delete", "models"]
 CHANGE_KINDS: tuple[str, ...] = ("events", "inventory", "items", "collection", "collection_delete", "models")

@@ -20,6 +20,7 @@ should be the events before the request (``from_store`` replays the log before `
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -28,8 +29,38 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shelfrank.candidates.base import ADD_TO_CART, CLICK, HISTORY_EVENT_CODES, PURCHASE, UserHistory
-from shelfrank.candidates.catalog import Catalog
+from shelfrank.store.catalog import Catalog
+
+# Event codes kept in a user's history (impressions are not kept: too many, and not engagement).
+CLICK, ADD_TO_CART, PURCHASE = 1, 2, 3
+HISTORY_EVENT_CODES = {"click": CLICK, "add_to_cart": ADD_TO_CART, "purchase": PURCHASE}
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    """A user's engagement before the request, oldest first (catalog indices, event codes, seconds)."""
+
+    items: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    events: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    ts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    sessions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        if not (len(self.events) == len(self.ts) == len(self.sessions) == n):
+            raise ValueError("history arrays differ in length")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def before(self, t: float) -> UserHistory:
+        keep = self.ts < t
+        return UserHistory(self.items[keep], self.events[keep], self.ts[keep], self.sessions[keep])
+
+    def of_session(self, session_id: str | None) -> UserHistory:
+        keep = self.sessions == session_id if session_id else np.zeros(len(self), dtype=bool)
+        return UserHistory(self.items[keep], self.events[keep], self.ts[keep], self.sessions[keep])
+
 
 TRENDING_WEIGHTS: Mapping[int, float] = {CLICK: 1.0, ADD_TO_CART: 3.0, PURCHASE: 10.0}
 _DAY = 86_400.0
