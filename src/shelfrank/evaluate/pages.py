@@ -48,6 +48,21 @@ class PageEvaluation:
         return dict(zip(MEASURES, (float(x) for x in v), strict=True))
 
 
+def paired_difference(samples: TruthSamples, a: str, b: str, measure: int = 2, n_boot: int = 1000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """Mean per-request difference a - b (purchases by default) with a 95% bootstrap interval over users:
+    both pipelines built the same requests, so the pairing removes the between-request variance."""
+    diff = samples.values[a][:, measure] - samples.values[b][:, measure]
+    users, inverse = np.unique(samples.users, return_inverse=True)
+    per_user = np.bincount(inverse, weights=diff, minlength=len(users))
+    counts = np.bincount(inverse, minlength=len(users)).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(users), np.full(len(users), 1.0 / len(users)), size=n_boot).astype(np.float64)
+    boot = (draws @ per_user) / np.maximum(draws @ counts, 1e-12)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return float(diff.mean()), float(lo), float(hi)
+
+
 def held_out_requests(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime, n: int,
                       seed: int) -> list[tuple[str, datetime, str, str]]:
     """(user_id, ts, location, surface) of n logged requests in [start, end), in time order."""
@@ -166,13 +181,18 @@ def page_report_sections(result: PageEvaluation, folder: Path) -> list:
     from shelfrank.evaluate.report import Section
 
     header = ["pipeline", "clicks", "add_to_carts", "purchases", "revenue", "normalized purchases [95% CI]",
-              "distinct categories", "intra-row similarity", "new-item share", "explored share", "build p50 ms"]
+              "purchases vs default [95% CI]", "distinct categories", "intra-row similarity", "new-item share", "explored share", "build p50 ms"]
     table = [header]
     for name in (*result.pipelines, "oracle"):
         m = result.mean(name)
         norm = result.normalized.get(name)
         row = [name, m["clicks"], m["add_to_carts"], m["purchases"], m["revenue"],
                f"{norm[0]:+.3f} [{norm[1]:+.3f}, {norm[2]:+.3f}]" if norm else ""]
+        if "default" in result.pipelines and name != "default":
+            d, lo, hi = paired_difference(result.samples, name, "default")
+            row.append(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+        else:
+            row.append("")
         if name in result.pipelines:
             d = result.diversity[name]
             row += [d["distinct_categories"], d["intra_row_similarity"], result.new_item_share[name],
