@@ -58,3 +58,12 @@ def test_the_report_has_the_page_table_and_the_tradeoff_plot(page_eval, tmp_path
     assert {row[0] for row in sections[0].table[1:]} == {*page_eval.pipelines, "oracle"}
     assert (tmp_path / "diversity_tradeoff.png").stat().st_size > 5_000
     assert np.isfinite(page_eval.latency_ms["default"][0])
+
+
+def test_a_paired_difference_is_zero_against_itself_and_antisymmetric(page_eval):
+    from shelfrank.evaluate.pages import paired_difference
+
+    assert paired_difference(page_eval.samples, "default", "default") == (0.0, 0.0, 0.0)
+    d, lo, hi = paired_difference(page_eval.samples, "popularity", "default")
+    d2, lo2, hi2 = paired_difference(page_eval.samples, "default", "popularity")
+    assert d == pytest.approx(-d2) and lo <= d <= hi and lo2 <= d2 <= hi2

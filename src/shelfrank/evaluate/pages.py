@@ -181,7 +181,8 @@ def page_report_sections(result: PageEvaluation, folder: Path) -> list:
     from shelfrank.evaluate.report import Section
 
     header = ["pipeline", "clicks", "add_to_carts", "purchases", "revenue", "normalized purchases [95% CI]",
-              "purchases vs default [95% CI]", "distinct categories", "intra-row similarity", "new-item share", "explored share", "build p50 ms"]
+              "purchases vs default [95% CI]", "distinct categories", "intra-row similarity", "new-item share",
+              "explored share", "build p50 ms"]
     table = [header]
     for name in (*result.pipelines, "oracle"):
         m = result.mean(name)
