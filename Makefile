@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean redis-server
+.PHONY: demo test lint bench clean redis-server chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-test: $(STAMP) lint redis-server
+test: $(STAMP) lint redis-server chromium
 	$(BIN)/pytest -q
 
 # The service's replica tests start a real redis-server; install it when missing (Debian, root).
@@ -26,6 +26,12 @@ redis-server:
 	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server \
 		>/dev/null 2>&1; } || echo "redis-server is not installed: the Redis replica tests will be skipped"
+
+# The storefront's browser tests (tests/e2e) drive Debian's chromium, never a downloaded browser.
+chromium:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		>/dev/null 2>&1; } || echo "chromium is not installed: the browser tests (tests/e2e) will be skipped"
 
 # Small scale only (minutes); standard scale: add --scales small standard (see docs/benchmarks.md).
 bench: $(STAMP)

@@ -549,4 +549,8 @@ def create_app(
         """Prometheus text format; see docs/serving.md for the list."""
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    # --- the storefront (web pages over this API: docs/storefront.md) -------------------------
+    from shelfrank.serve.web import mount_web
+
+    mount_web(app)
     return app
