@@ -11,6 +11,7 @@ from shelfrank.candidates.rules import (
     RULE_SOURCES,
     BecauseYouViewedSource,
     BuyAgainSource,
+    InYourCartSource,
     NewArrivalsSource,
     RecentCategoriesSource,
     TopBrandsSource,
@@ -172,7 +173,7 @@ def test_a_new_user_gets_nothing_from_personalized_sources_but_trending_and_new_
 
 
 def test_generated_ids_are_stable_across_requests(catalog: Catalog, trending_state: InMemoryUserHistory) -> None:
-    h = history(catalog, BOUGHT + clicks("i01", "i07"))
+    h = history(catalog, [*BOUGHT, *clicks("i01", "i07"), ("i04", ADD_TO_CART, 0.1)])
     for source in default_rule_sources(catalog, trending_state):
         first = [c.collection_id for c in source.propose(context(h, "r1", user_id="a"))]
         later = [c.collection_id for c in source.propose(context(h, "r1", t=T + 60, user_id="b"))]
@@ -182,3 +183,15 @@ def test_generated_ids_are_stable_across_requests(catalog: Catalog, trending_sta
 def test_events_at_or_after_the_request_time_are_ignored(catalog: Catalog) -> None:
     h = history(catalog, [("i03", PURCHASE, 3), ("i01", PURCHASE, -1)])  # the second is in the future
     assert [c.title for c in TopBrandsSource(catalog).propose(context(h))] == ["More from Bolt"]
+
+
+def test_right_after_an_add_to_cart_the_carted_items_category_is_proposed_without_the_item(catalog: Catalog) -> None:
+    source = InYourCartSource(catalog)
+    carted = catalog.index_of(["i04"])[0]
+    h = history(catalog, [("i01", PURCHASE, 5), ("i04", ADD_TO_CART, 0.1)])
+    (c,) = source.propose(context(h))
+    assert c.title.startswith("Goes with") and carted not in c.items
+    assert set(catalog.category[c.items]) == {catalog.category[carted]}
+    assert catalog.in_stock[c.items].all()
+    # A day and more later the cart no longer steers the page.
+    assert source.propose(context(history(catalog, [("i04", ADD_TO_CART, 2.0)]))) == []

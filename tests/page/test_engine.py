@@ -119,3 +119,25 @@ def test_page_features_equal_the_online_state_read_one_collection_at_a_time(engi
         expected = state.get(active_user, items, t, {"surface": "web", "collection_id": cid})
         got = hydrated.pairs(np.full(len(items), c), np.arange(len(items)))
         np.testing.assert_allclose(got, expected, equal_nan=True)
+
+
+def test_after_an_add_to_cart_the_item_is_not_pushed_again_and_its_category_rises(tiny_world, active_user):
+    con = duckdb.connect(str(tiny_world["database"]), read_only=True)
+    try:
+        engine = HomepageEngine.from_store(con, tiny_world["models_dir"], as_of=AT)
+    finally:
+        con.close()
+    request = PageRequest(active_user, AT, seed=2, session_id="s-now")
+    before = engine.build(request)
+    carted = before.rows[-1].items[0]  # an item the page showed low
+    engine.apply_events(pa.table({
+        "ts": pa.array([AT.replace(minute=1)], pa.timestamp("us", tz="UTC")), "user_id": [active_user],
+        "session_id": ["s-now"], "event_type": ["add_to_cart"], "item_id": [carted.item_id],
+        "collection_id": [before.rows[-1].collection_id], "row": [len(before.rows) - 1], "position": [0],
+    }))
+    after = engine.build(PageRequest(active_user, AT.replace(minute=2), seed=2, session_id="s-now"))
+    shown = [s for r in after.rows for s in r.items]
+    assert carted.item_id not in {s.item_id for s in shown}
+    top_rows = [r for r in after.rows[:3]]
+    assert any(s.category_id == carted.category_id for r in top_rows for s in r.items), \
+        [(r.title, r.reason) for r in after.rows]

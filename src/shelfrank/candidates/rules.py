@@ -341,6 +341,42 @@ class TrendingNearYouSource:
         )]
 
 
+class InYourCartSource:
+    """Right after an add to cart: more of the carted item's category (other items, other brands first),
+    so the next page follows what the user is doing in this visit. The carted item itself is left out
+    (the page also removes recently carted items everywhere, see page/builder.py)."""
+
+    name = "in_your_cart"
+    fail_open = True
+
+    def __init__(self, catalog: Catalog, pool_size: int = 100, window_hours: float = 24.0) -> None:
+        self.catalog = catalog
+        self.pool_size = pool_size
+        self.window_hours = window_hours
+
+    def propose(self, user: UserContext) -> list[CandidateCollection]:
+        h, c = _past(user), self.catalog
+        recent = (h.events == ADD_TO_CART) & (h.ts >= user.t - self.window_hours * 3_600.0)
+        if not recent.any():
+            return []
+        item = int(h.items[recent][-1])
+        category = int(c.category[item])
+        if category < 0:
+            return []
+        pool = c.items_in_category(category, self.pool_size + 1)
+        pool = pool[pool != item]
+        other_brand = c.brand[pool] != c.brand[item]
+        pool = np.concatenate([pool[other_brand], pool[~other_brand]])[: self.pool_size]
+        if len(pool) == 0:
+            return []
+        title = str(c.titles[item])
+        return [CandidateCollection(
+            collection_id=f"rules:{self.name}:{c.item_ids[item]}", title=f"Goes with {title}", source="rules",
+            generator=self.name, items=pool.astype(np.int64), reason=f"Because you added {title} to your cart",
+            signals={"hours_since_cart": float((user.t - h.ts[recent][-1]) / 3_600.0)}, prior=1.0,
+        )]
+
+
 class NewArrivalsSource:
     """Items created within ``max_age_days`` in the user's top categories (funnel-weighted, decayed
     engagement), newest first; for a user without history, in the most popular categories."""
@@ -399,7 +435,7 @@ class NewArrivalsSource:
 
 RULE_SOURCES: dict[str, type] = {cls.name: cls for cls in (
     TopBrandsSource, BuyAgainSource, RecentCategoriesSource, BecauseYouViewedSource, TrendingNearYouSource,
-    NewArrivalsSource,
+    NewArrivalsSource, InYourCartSource,
 )}
 
 
@@ -417,4 +453,5 @@ def default_rule_sources(catalog: Catalog, history_state: HistoryState,
         BecauseYouViewedSource(catalog, pool_size, similar_items=similar_items),
         TrendingNearYouSource(catalog, history_state, pool_size),
         NewArrivalsSource(catalog, pool_size),
+        InYourCartSource(catalog, pool_size),
     ]

@@ -31,6 +31,7 @@ from shelfrank.page.result import CollectionRow, ItemSlot, Page
 from shelfrank.page.rules import (
     DedupeItemsAcrossPage,
     DemoteMissingImages,
+    DropJustCarted,
     DropOutOfStock,
     DropSimilarCollections,
     DropThinCollections,
@@ -39,6 +40,7 @@ from shelfrank.page.rules import (
 from shelfrank.page.scorers import CollectionBatch, PopularityScorer, RankerScorer, RetrievalScorer
 from shelfrank.page.slate import Slate
 from shelfrank.store.catalog import Catalog
+from shelfrank.store.history import ADD_TO_CART
 
 DAY = 86_400.0
 SLACK_ITEMS = 6  # diversity picks this many more than shown, so page-wide dedupe rarely thins a row
@@ -169,6 +171,7 @@ def build_page(resources: PageResources, pipeline: PagePipeline, request: PageRe
     clock.lap("ranking")
 
     slate = DropOutOfStock(cat.in_stock).apply(slate)
+    slate = DropJustCarted(_just_carted(user, len(cat))).apply(slate)
     slate = DemoteMissingImages(cat.has_image, remove=pipeline.remove_no_image).apply(slate)
     clock.lap("rules")
 
@@ -215,6 +218,20 @@ def build_page(resources: PageResources, pipeline: PagePipeline, request: PageRe
         fallback_reason=fallback_reason, timings_ms=clock.total(),
         rule_counts={k: int(v) for k, v in sorted(rule_counts.items()) if v},
     )
+
+
+CART_MEMORY_HOURS = 24.0
+
+
+def _just_carted(user: UserContext, n_items: int) -> np.ndarray:
+    """Items the user added to the cart or bought in the last day: not pushed again on the page
+    (buying again comes later, through the buy-again source's own delay)."""
+    mask = np.zeros(n_items, dtype=bool)
+    h = user.history
+    if len(h):
+        recent = (h.events >= ADD_TO_CART) & (h.ts >= user.t - CART_MEMORY_HOURS * 3_600.0)
+        mask[h.items[recent]] = True
+    return mask
 
 
 def _pool_slate(chosen: list[CandidateCollection], item_pool: int) -> Slate:

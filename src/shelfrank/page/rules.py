@@ -33,6 +33,20 @@ class DropOutOfStock:
         return slate.with_trace(trace, scores=scores)
 
 
+class DropJustCarted:
+    """Items the user has just put in the cart (or bought) are not offered again on this page."""
+
+    def __init__(self, just_carted: np.ndarray) -> None:
+        self.just_carted = np.asarray(just_carted, dtype=bool)
+
+    def apply(self, slate: Slate) -> Slate:
+        started = time.perf_counter()
+        out = slate.valid & _catalog_lookup(self.just_carted, slate.items, False)
+        trace = StageTrace("drop_just_carted", Counter({"just_carted": int(out.sum())}),
+                           seconds=time.perf_counter() - started)
+        return slate.with_trace(trace, scores=np.where(out, -np.inf, slate.scores))
+
+
 class DemoteMissingImages:
     """Items without an image drop below every item with one in their row (or are removed)."""
 
