@@ -13,7 +13,8 @@ from shelfrank.serve.service import Service, open_engine, start_service
 
 def urls(settings: Settings) -> dict[str, str]:
     base = f"http://{settings.serve.host}:{settings.serve.port}"
-    return {"docs": f"{base}/docs", "homepage": f"{base}/v1/homepage?user_id=<user>", "ready": f"{base}/readyz",
+    return {"storefront": f"{base}/", "operator": f"{base}/operator", "report": f"{base}/report",
+            "docs": f"{base}/docs", "homepage": f"{base}/v1/homepage?user_id=<user>", "ready": f"{base}/readyz",
             "metrics": f"{base}/metrics"}
 
 

@@ -275,7 +275,7 @@
     return `${who} · ${what}${page.fallback ? " · fallback page" : ""}`;
   }
 
-  async function refresh({ reason = "" } = {}) {
+  async function refresh({ reason = "", afterEvents = false } = {}) {
     if (!form.reportValidity()) return;
     busy = true;
     root.dataset.state = "loading";
@@ -294,6 +294,8 @@
       const changed = $("changes");
       changed.hidden = !previous;
       if (previous) $("changes-text").textContent = describeChanges(changes);
+      // The card that had focus is gone with the old page: take the reader to what changed.
+      if (previous && afterEvents) $("changes-title").focus();
       $("column-compare").hidden = !other;
       $("pages").classList.toggle("side-by-side", Boolean(other));
       $("compare-summary").hidden = !other;
@@ -375,7 +377,8 @@
     const title = dialogItem ? dialogItem.slot.title : "";
     dialogItem = null;
     if (eventsSinceRender > 0) {
-      refresh({ reason: carted ? `Added ${title} to the cart: loading the next page…` : "Loading the next page…" });
+      refresh({ reason: carted ? `Added ${title} to the cart: loading the next page…` : "Loading the next page…",
+        afterEvents: true });
     }
   });
 
@@ -408,6 +411,8 @@
     if (!busy) refresh();
   });
 
+  // On a phone the controls fold away; the page comes first.
+  if (window.matchMedia("(max-width: 720px)").matches) $("controls-box").open = false;
   readUrl();
   refresh();
 })();
