@@ -110,8 +110,9 @@ def storefront(request, tmp_path_factory):
     service.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Closed with the module: Playwright's event loop never outlives the browser tests."""
     if not CHROMIUM.exists():
         pytest.skip(f"chromium is not installed at {CHROMIUM} (make test installs it: apt-get install chromium)")
     from playwright.sync_api import sync_playwright

@@ -398,9 +398,14 @@
   $("user-id").addEventListener("change", () => {
     session = newSession();
   });
-  for (const id of ["ctx-day", "ctx-hour", "ctx-location", "ctx-surface", "compare", "debug"]) {
+  for (const id of ["ctx-day", "ctx-hour", "ctx-location", "ctx-surface", "compare"]) {
     $(id).addEventListener("change", () => refresh());
   }
+  $("debug").addEventListener("change", () => {
+    // The same page, with its scores shown: no new request.
+    document.body.classList.toggle("debug", $("debug").checked);
+    writeUrl();
+  });
   $("new-session").addEventListener("click", () => {
     session = newSession();
     current = null;
