@@ -141,3 +141,25 @@ def test_after_an_add_to_cart_the_item_is_not_pushed_again_and_its_category_rise
     top_rows = [r for r in after.rows[:3]]
     assert any(s.category_id == carted.category_id for r in top_rows for s in r.items), \
         [(r.title, r.reason) for r in after.rows]
+
+
+def test_new_visitors_share_the_segment_cache_until_the_inventory_changes(tiny_world, active_user):
+    con = duckdb.connect(str(tiny_world["database"]), read_only=True)
+    try:
+        engine = HomepageEngine.from_store(con, tiny_world["models_dir"], as_of=AT)
+    finally:
+        con.close()
+    first = engine.build(PageRequest("visitor-1", AT, location="r01"))
+    second = engine.build(PageRequest("visitor-2", AT.replace(minute=30), location="r01"))
+    assert engine.cache.hits == 1 and engine.cache.misses == 1
+    assert [r.collection_id for r in first.rows] == [r.collection_id for r in second.rows]
+    assert "cache" in second.timings_ms and second.user_id == "visitor-2"
+    engine.build(PageRequest(active_user, AT))  # a user with history is built for them alone
+    assert engine.cache.hits + engine.cache.misses == 2
+    gone = second.rows[0].items[0].item_id
+    engine.apply_inventory(pa.table({"item_id": [gone], "ts": pa.array([AT], pa.timestamp("us", tz="UTC")),
+                                     "in_stock": [False], "quantity": pa.array([0], pa.int64()),
+                                     "price": pa.array([None], pa.float64())}))
+    third = engine.build(PageRequest("visitor-3", AT.replace(minute=40), location="r01"))
+    assert gone not in {s.item_id for r in third.rows for s in r.items}
+    assert engine.cache.misses == 2

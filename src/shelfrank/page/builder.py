@@ -22,6 +22,7 @@ import numpy as np
 from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
 from shelfrank.candidates.first_pass import first_pass
 from shelfrank.contracts import PageRequest
+from shelfrank.page.cache import SegmentCache
 from shelfrank.page.diversify import AttributeSimilarity, DPPDiversifier, EmbeddingSimilarity, MMRDiversifier
 from shelfrank.page.explore import explore_slots
 from shelfrank.page.hydrate import FeatureHydrator
@@ -65,6 +66,23 @@ class PageResources:
     sources: Mapping[str, CollectionSource]
     models: PageModels
     user_context: Callable[[PageRequest], UserContext]
+    cache: SegmentCache | None = None
+
+
+@dataclass
+class _Prepared:
+    """What the deterministic stages produced: enough to explore, cut and explain a page."""
+
+    slate: Slate
+    pool: Slate
+    chosen: list[CandidateCollection]
+    by_id: dict[str, tuple[CandidateCollection, float, float]]
+    ranker: RankerScorer | None
+    ranker_name: str
+    pair_features: np.ndarray | None
+    rows_idx: np.ndarray
+    cols_idx: np.ndarray
+    rule_counts: Counter
 
 
 class _Clock:
@@ -97,11 +115,42 @@ def build_page(resources: PageResources, pipeline: PagePipeline, request: PageRe
     cat = resources.catalog
     seed, request_id = request_seed(request, pipeline.name)
     rng = np.random.default_rng(seed)
-    rule_counts: Counter = Counter()
 
     user = resources.user_context(request)
     clock.lap("context")
 
+    key = resources.cache.key(request, pipeline, user) if resources.cache is not None else None
+    prepared = resources.cache.get(key) if key is not None else None
+    if prepared is None:
+        prepared = _prepare(resources, pipeline, request, user, clock)
+        if key is not None:
+            resources.cache.put(key, prepared)
+    else:
+        clock.lap("cache")
+    rule_counts = Counter(prepared.rule_counts)
+
+    page_rows = _explore_and_cut(prepared.slate, prepared.pool, prepared.chosen, pipeline, request, user.t, cat, rng)
+    clock.lap("exploration")
+    rows = _explain(page_rows, prepared.by_id, prepared.slate, cat, prepared.ranker, prepared.pair_features,
+                    prepared.pool, prepared.rows_idx, prepared.cols_idx, user, pipeline)
+    clock.lap("explain")
+    ranker_name = prepared.ranker_name
+    return Page(
+        request_id=request_id, user_id=request.user_id, at=request.at.astimezone(UTC).isoformat(),
+        surface=request.surface, location=user.location, rows=tuple(rows),
+        model_version=resources.models.version if ranker_name != "popularity" else "",
+        pipeline=pipeline.name, new_user=not user.known, fallback=bool(fallback_reason),
+        fallback_reason=fallback_reason, timings_ms=clock.total(),
+        rule_counts={k: int(v) for k, v in sorted(rule_counts.items()) if v},
+    )
+
+
+def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequest, user: UserContext,
+             clock: _Clock) -> _Prepared:
+    """Every deterministic stage: sources to page rules. The result depends on the request's user
+    context, not on the request's random draws (exploration comes after)."""
+    cat = resources.catalog
+    rule_counts: Counter = Counter()
     # --- sources (fail-open ones are traced and skipped) ---------------------------------
     candidates: list[CandidateCollection] = []
     names = pipeline.sources if pipeline.sources is not None else tuple(resources.sources)
@@ -202,22 +251,9 @@ def build_page(resources: PageResources, pipeline: PagePipeline, request: PageRe
         if trace.demoted:
             rule_counts[trace.stage.replace("demote_", "demoted_")] += trace.demoted
     clock.lap("rules")
-
-    page_rows = _explore_and_cut(slate, pool, chosen, pipeline, request, user.t, cat, rng)
-    clock.lap("exploration")
-
     by_id = {c.collection_id: (c, chosen_retrieval[i], chosen_first[i]) for i, c in enumerate(chosen)}
-    rows = _explain(page_rows, by_id, slate, cat, ranker if ranker_name != "popularity" else None, pair_features,
-                    pool, rows_idx, cols_idx, user, pipeline)
-    clock.lap("explain")
-    return Page(
-        request_id=request_id, user_id=request.user_id, at=request.at.astimezone(UTC).isoformat(),
-        surface=request.surface, location=user.location, rows=tuple(rows),
-        model_version=resources.models.version if ranker_name != "popularity" else "",
-        pipeline=pipeline.name, new_user=not user.known, fallback=bool(fallback_reason),
-        fallback_reason=fallback_reason, timings_ms=clock.total(),
-        rule_counts={k: int(v) for k, v in sorted(rule_counts.items()) if v},
-    )
+    return _Prepared(slate, pool, chosen, by_id, ranker if ranker_name != "popularity" else None, ranker_name,
+                     pair_features, rows_idx, cols_idx, rule_counts)
 
 
 CART_MEMORY_HOURS = 24.0

@@ -32,6 +32,7 @@ from shelfrank.errors import UserFacingError
 from shelfrank.features.online import InMemoryFeatureState
 from shelfrank.models.artifacts import list_versions
 from shelfrank.page.builder import PageModels, PageResources, build_page
+from shelfrank.page.cache import SegmentCache
 from shelfrank.page.hydrate import FeatureHydrator
 from shelfrank.page.pipeline import FALLBACK, PIPELINES, PagePipeline, pipeline_named
 from shelfrank.page.result import Page
@@ -55,6 +56,7 @@ class HomepageEngine:
         self.models_dir = models_dir
         self.history_state = history_state
         self._definitions = {d.collection_id: d for d in definitions}
+        self.cache = SegmentCache()
         self.category_repeat_rate = category_repeat_rate
         self.sources: dict[str, CollectionSource] = {}
         self._build_sources()
@@ -127,7 +129,8 @@ class HomepageEngine:
 
     def _resources(self, models: PageModels) -> PageResources:
         hydrator = FeatureHydrator(self.features) if self.features is not None and models.rankers else None
-        return PageResources(self.catalog, hydrator, self.sources, models, self.user_context)
+        return PageResources(self.catalog, hydrator, self.sources, models, self.user_context,
+                             self.cache if models is self.models else None)
 
     def user_context(self, request: PageRequest) -> UserContext:
         t = request.at.astimezone(UTC).timestamp()
@@ -175,6 +178,7 @@ class HomepageEngine:
             self.catalog.price[idx[priced]] = price[priced]
             if self.features is not None:
                 self.features.update_inventory(updates)
+            self.cache.invalidate()
 
     def upsert_items(self, items: pa.Table) -> None:
         """Changed price, image or stock of known items apply at once; new items rebuild the catalog."""
@@ -196,6 +200,7 @@ class HomepageEngine:
                     self.catalog.has_image[i] = bool(has) if has is not None else bool(row.get("image_url"))
                     if row.get("image_url") is not None:
                         self.catalog.image_urls[i] = row["image_url"]
+            self.cache.invalidate()
             if (~known).any():
                 raise UserFacingError(
                     f"{int((~known).sum())} item(s) are not in the catalog; new items are added with "
@@ -204,6 +209,7 @@ class HomepageEngine:
     def upsert_collection(self, definition: CuratedDefinition) -> None:
         with self._lock:
             self._definitions[definition.collection_id] = definition
+            self.cache.invalidate()
             curated = self.sources.get("curated")
             if curated is not None and hasattr(curated, "upsert"):
                 curated.upsert(definition)
@@ -211,6 +217,7 @@ class HomepageEngine:
     def delete_collection(self, collection_id: str) -> bool:
         with self._lock:
             existed = self._definitions.pop(collection_id, None) is not None
+            self.cache.invalidate()
             curated = self.sources.get("curated")
             if curated is not None and hasattr(curated, "remove"):
                 curated.remove(collection_id)
@@ -227,6 +234,7 @@ class HomepageEngine:
         with self._lock:
             self.models = models
             self._build_sources()
+            self.cache.invalidate()
         return models.version
 
 
