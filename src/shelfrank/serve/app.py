@@ -369,7 +369,8 @@ def create_app(
                 log.exception("the fallback page failed too")
                 metrics.fallbacks.labels("fallback_failed").inc()
                 raise _problem(503, f"no page could be built: {type(exc).__name__}") from None
-        metrics.observe_page(page.pipeline, page.fallback, page.fallback_reason, page.timings_ms, page.rule_counts)
+        metrics.observe_page(page.pipeline, page.fallback, page.fallback_reason, page.timings_ms, page.rule_counts,
+                             page.new_user)
         # orjson writes the Page dataclass directly, the same JSON as Page.to_dict() in 1/30 of
         # the time (asdict deep-copies); the service's own fields are appended to the object.
         body = orjson.dumps(page, option=orjson.OPT_SERIALIZE_NUMPY, default=_default)

@@ -49,12 +49,17 @@ class ServiceMetrics:
         self.replayed = Gauge("shelfrank_startup_replayed_changes", "Changes replayed at startup", registry=r)
         self.engine_seconds = Gauge("shelfrank_startup_engine_seconds",
                                     "Time to build the engine from the store at startup", registry=r)
+        self.page_cache = Counter("shelfrank_page_cache", "Pages by segment-cache outcome: hit, miss (a visitor "
+                                  "without history, built and cached), bypass (a user with history)",
+                                  ("outcome",), registry=r)
         self.sync_errors = Counter("shelfrank_replica_sync_errors", "Failed reads or writes of the shared stream",
                                    ("operation",), registry=r)
 
     def observe_page(self, pipeline: str, fallback: bool, reason: str, timings_ms: Mapping[str, float],
-                     rule_counts: Mapping[str, int]) -> None:
+                     rule_counts: Mapping[str, int], new_user: bool = False) -> None:
         self.pages.labels(pipeline or "", "true" if fallback else "false").inc()
+        if not fallback:
+            self.page_cache.labels("hit" if "cache" in timings_ms else "miss" if new_user else "bypass").inc()
         if fallback:
             self.fallbacks.labels(_reason_label(reason)).inc()
         for stage, ms in timings_ms.items():
