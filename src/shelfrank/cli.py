@@ -312,13 +312,12 @@ def print_evaluation(result: Any) -> None:
 def print_page_evaluation(pages: Any) -> None:
     n = len(pages.samples.users)
     table = Table(title=f"ground truth: whole pages per pipeline ({n} held-out requests)")
-    for column in ("pipeline", "purchases", "clicks", "normalized [95% CI]", "categories", "new items",
-                   "explored", "p50 ms"):
-        table.add_column(column, justify="left" if column == "pipeline" else "right")
+    for column in ("pipeline", "purch.", "clicks", "normalized [95% CI]", "cats", "new", "expl.", "ms p50"):
+        table.add_column(column, justify="left" if column == "pipeline" else "right", no_wrap=True)
     for name in (*pages.pipelines, "oracle"):
         m = pages.mean(name)
         norm = pages.normalized.get(name)
-        norm_text = f"{norm[0]:+.3f} [{norm[1]:+.3f}, {norm[2]:+.3f}]" if norm else ""
+        norm_text = f"{norm[0]:+.2f} [{norm[1]:+.2f},{norm[2]:+.2f}]" if norm else ""
         if name in pages.pipelines:
             extra = [f"{pages.diversity[name]['distinct_categories']:.1f}", f"{pages.new_item_share[name]:.1%}",
                      f"{pages.explored_share[name]:.1%}", f"{pages.latency_ms[name][0]:.0f}"]
