@@ -45,6 +45,8 @@ def mount_web(app: FastAPI) -> None:
     """Add the storefront's pages and static files to the API app."""
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(router)
+    if app.state.service is not None:  # a ready service: pick the sample shoppers now, not on the first visit
+        threading.Thread(target=_view_of, args=(app.state,), name="storefront-samples", daemon=True).start()
 
 
 def report_dir(request: Request) -> Path:
@@ -65,25 +67,25 @@ def _page(request: Request, template: str, status_code: int = 200, **context: An
 _view_lock = threading.Lock()
 
 
+def _view_of(state: Any) -> StoreView:
+    with _view_lock:
+        engine = state.service.engine
+        cached = getattr(state, "storefront_view", None)
+        if cached is None or cached[0] is not engine:
+            cached = (engine, describe_store(engine))
+            state.storefront_view = cached
+        return cached[1]
+
+
 async def store_view(request: Request) -> StoreView | None:
     """Sample users and the clock, computed once per engine (a scan of the profiles)."""
     state = request.app.state
-    service = state.service
-    if service is None:
+    if state.service is None:
         return None
-
-    def view() -> StoreView:
-        with _view_lock:
-            cached = getattr(state, "storefront_view", None)
-            if cached is None or cached[0] is not service.engine:
-                cached = (service.engine, describe_store(service.engine))
-                state.storefront_view = cached
-            return cached[1]
-
     cached = getattr(state, "storefront_view", None)
-    if cached is not None and cached[0] is service.engine:
+    if cached is not None and cached[0] is state.service.engine:
         return cached[1]
-    return await run_in_threadpool(view)
+    return await run_in_threadpool(_view_of, state)
 
 
 @router.get("/", response_class=HTMLResponse)

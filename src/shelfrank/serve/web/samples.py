@@ -33,7 +33,7 @@ class StoreView:
     clock: datetime | None  # the newest engagement the engine knows (pages default to just after it)
 
 
-def describe_store(engine: object, n_samples: int = 4, min_share: float = 0.5, max_users: int = 20_000) -> StoreView:
+def describe_store(engine: object, n_samples: int = 4, min_share: float = 0.5, max_users: int = 5_000) -> StoreView:
     """Per vertical, the user with the most engagement whose history is mostly that vertical;
     the `n_samples` verticals with the heaviest such users. Scans at most `max_users` profiles."""
     features = getattr(engine, "features", None)
@@ -55,7 +55,7 @@ def describe_store(engine: object, n_samples: int = 4, min_share: float = 0.5, m
             top = int(np.argmax(weights))
             total = weights.sum()
             if total > 0 and weights[top] >= min_share * total and weights[top] > best[top]:
-                best[top], best_user[top] = weights[top], user_id
+                best[top], best_user[top] = weights[top], str(user_id)
     users = []
     for v in np.argsort(-best)[:n_samples]:
         if best[v] <= 0:
