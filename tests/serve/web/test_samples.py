@@ -27,8 +27,8 @@ def test_each_sample_is_the_heaviest_mostly_one_vertical_user_and_the_clock_is_t
         "home": _history([2, 3], [PURCHASE, CLICK], 1_000.0),
         "newcomer": UserHistory(),
     }
-    engine = SimpleNamespace(catalog=catalog,
-                             features=SimpleNamespace(profiles={u: ("r01" if u != "home" else "r02", "") for u in histories}),
+    profiles = {u: ("r01" if u != "home" else "r02", "") for u in histories}
+    engine = SimpleNamespace(catalog=catalog, features=SimpleNamespace(profiles=profiles),
                              history_state=SimpleNamespace(history=histories.__getitem__))
     view = describe_store(engine, min_share=0.6)
     assert [(u.user_id, u.vertical) for u in view.users] == [("heavy-beauty", "beauty"), ("home", "home")]
