@@ -112,6 +112,11 @@ def test_side_by_side_with_the_popularity_pipeline_and_a_phone_width_screen(page
     assert _shown(page, "rows-compare") == _api_items(popular)
     assert "shares" in page.locator("#compare-summary").inner_text()
     screenshots(page, "side-by-side")
+    # the context controls are the request's context
+    with page.expect_response(lambda r: "/v1/homepage" in r.url and "pipeline=default" in r.url) as response:
+        page.locator("#ctx-surface").select_option("ios")
+    assert response.value.json()["surface"] == "ios"
+    page.wait_for_selector(READY)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"/?user={user}")
     page.wait_for_selector(READY)
@@ -164,6 +169,26 @@ def test_the_operator_view_creates_a_pinned_curated_collection(page, storefront)
     assert page.locator("#metrics-table tr.rule-count").count() >= 0  # the table renders from /metrics
     r = storefront.client.delete("/v1/collections/e2e-picks", headers={"X-Admin-Token": storefront.admin_token})
     assert r.status_code == 204
+
+
+def test_the_operator_view_toggles_an_image_and_hot_swaps_the_models(page, storefront):
+    catalog = storefront.service.engine.catalog
+    item = str(catalog.item_ids[catalog.has_image & catalog.in_stock][3])
+    page.goto("/operator")
+    page.locator("#admin-token").fill(storefront.admin_token)
+    page.locator("#token-form button[type=submit]").click()
+    page.wait_for_selector("#operator[data-state='ready']")
+    page.locator("#item-query").fill(item)
+    page.locator("#item-search button").click()
+    image = page.locator(f"[id='image-{item}']")
+    image.wait_for()
+    image.uncheck()
+    page.wait_for_selector("#op-status:has-text('has no image')")
+    assert not catalog.has_image[catalog.index_of([item])[0]]
+    serving = storefront.service.engine.model_version
+    page.locator("#swap-form button").click()
+    page.wait_for_selector(f"#op-status:has-text('Now serving {serving}')")
+    assert page.locator("#model-serving").inner_text() == serving
 
 
 def test_the_report_page_shows_the_latest_report_with_its_plots(page, storefront, screenshots):
