@@ -357,7 +357,7 @@ def page(
     settings = state.resolve()
     with Store.open(settings.store) as store:
         when = _request_time(store.con, at)
-        engine = HomepageEngine.from_store(store.con, models_dir(settings))
+        engine = HomepageEngine.from_store(store.con, models_dir(settings), page_config=settings.page)
     request = _page_request(user_id, when, location, surface, rows, items, seed)
     built = engine.build(request, pipeline)
     if as_json:

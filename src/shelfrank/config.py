@@ -86,6 +86,25 @@ class ServeConfig(_Section):
     workers: int = Field(4, ge=1, le=64, description="Threads building pages off the event loop.")
 
 
+class PageConfig(_Section):
+    """The default page pipeline (page/pipeline.py); the named variants are derived from it."""
+
+    diversity: Literal["mmr", "dpp", "none"] = Field("mmr", description="Diversity inside rows: MMR, DPP or none.")
+    diversity_strength: float = Field(0.7, ge=0, le=1,
+                                      description="MMR lambda / DPP theta: 1 = pure relevance, 0 = pure variety.")
+    ordering: Literal["top_k_mean", "marginal_gain"] = Field(
+        "top_k_mean", description="Row order: mean of the top-K item scores, or greedy marginal gain.")
+    top_k: int = Field(5, ge=1, description="K of the top-K-mean ordering.")
+    ranker: str = Field("default", description="Item ranker: default (position_feature), factorized, ... .")
+    item_pool: int = Field(60, ge=1, description="Candidate items per collection the ranker scores.")
+    remove_no_image: bool = Field(False, description="Remove items without an image (default: demote them).")
+    dedupe_items: bool = Field(True, description="An item appears at most once per page.")
+    min_items: int = Field(4, ge=1, description="Collections left with fewer items are dropped.")
+    explore_items: float = Field(0.05, ge=0, le=1, description="Probability per row of one new-item slot.")
+    explore_collections: float = Field(0.05, ge=0, le=1, description="Probability per page of a new collection.")
+    new_item_days: float = Field(14.0, gt=0, description="Items (and collections) this young count as new.")
+
+
 def _config_file() -> Path:
     override = _config_file_override.get()
     if override is not None:
@@ -104,6 +123,7 @@ class Settings(BaseSettings):
     simulate: SimulateConfig = SimulateConfig()
     train: TrainConfig = TrainConfig()
     serve: ServeConfig = ServeConfig()
+    page: PageConfig = PageConfig()
 
     @classmethod
     def settings_customise_sources(

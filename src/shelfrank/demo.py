@@ -105,7 +105,7 @@ def show_pages(store, settings: Settings, console: Console, rows: int = 5) -> No
     from shelfrank.page.engine import HomepageEngine
     from shelfrank.training_run import models_dir
 
-    engine = HomepageEngine.from_store(store.con, models_dir(settings))
+    engine = HomepageEngine.from_store(store.con, models_dir(settings), page_config=settings.page)
     at = store.con.sql("SELECT max(ts) FROM events").fetchall()[0][0]
     for user, vertical in [*contrasting_users(store.con), ("new-visitor", "")]:
         if vertical:

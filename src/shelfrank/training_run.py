@@ -44,17 +44,18 @@ def run_evaluation(store, settings: Settings, report_dir: Path, truth_dir: Path 
                       progress=progress)
     if truth is not None and page_requests > 0:
         from shelfrank.evaluate.pages import (
-            PAGE_VARIANTS,
             append_sections,
             evaluate_pages,
             page_report_sections,
+            page_variants,
             tradeoff_pipelines,
         )
-        from shelfrank.page.pipeline import PIPELINES
+        from shelfrank.page.pipeline import configured_default, pipelines_from
 
-        pipelines = {name: PIPELINES[name] for name in PAGE_VARIANTS}
+        default = configured_default(settings.page)
+        pipelines = page_variants(pipelines_from(default))
         if tradeoff:
-            pipelines.update(tradeoff_pipelines((1.0, 0.7, 0.4)))
+            pipelines.update(tradeoff_pipelines((1.0, 0.85, 0.7, 0.4), default))
         pages = evaluate_pages(store.con, models_dir(settings), truth, trained.split.split, trained.split.end,
                                pipelines, n_requests=page_requests, progress=progress)
         append_sections(result.report_path, page_report_sections(pages, result.report_path.parent))

@@ -159,9 +159,10 @@ def _intra_row_similarity(page, engine: HomepageEngine, categories: np.ndarray) 
     return float(np.mean(shares)) if shares else float("nan")
 
 
-def tradeoff_pipelines(strengths: Sequence[float] = (1.0, 0.85, 0.7, 0.5, 0.3)) -> dict[str, PagePipeline]:
+def tradeoff_pipelines(strengths: Sequence[float] = (1.0, 0.85, 0.7, 0.5, 0.3),
+                       base: PagePipeline | None = None) -> dict[str, PagePipeline]:
     """MMR and DPP at several relevance weights, for the relevance-diversity trade-off curve."""
-    base = PIPELINES["no_exploration"]
+    base = (base or PIPELINES["default"]).with_(explore_items=0.0, explore_collections=0.0)
     out = {}
     for kind in ("mmr", "dpp"):
         for s in strengths:
@@ -171,7 +172,21 @@ def tradeoff_pipelines(strengths: Sequence[float] = (1.0, 0.85, 0.7, 0.5, 0.3)) 
 
 
 
-PAGE_VARIANTS = ("default", "no_diversity", "dpp", "marginal_gain", "no_exploration", "no_debiasing", "popularity")
+# Each differs from the default in one choice: diversity on/off, MMR vs DPP, top-K mean vs marginal gain,
+# exploration on/off, debiasing; a variant equal to the default (e.g. `mmr` when the default is MMR) is skipped.
+PAGE_VARIANTS = ("default", "no_diversity", "mmr", "dpp", "top_k_mean", "marginal_gain", "no_exploration",
+                 "no_debiasing", "popularity")
+
+
+def page_variants(pipelines: Mapping[str, PagePipeline]) -> dict[str, PagePipeline]:
+    default = pipelines["default"]
+    out = {}
+    for name in PAGE_VARIANTS:
+        spec = pipelines[name]
+        if name != "default" and spec.with_(name="default", description=default.description) == default:
+            continue
+        out[name] = spec
+    return out
 
 
 def page_report_sections(result: PageEvaluation, folder: Path) -> list:

@@ -34,7 +34,7 @@ from shelfrank.models.artifacts import list_versions
 from shelfrank.page.builder import PageModels, PageResources, build_page
 from shelfrank.page.cache import SegmentCache
 from shelfrank.page.hydrate import FeatureHydrator
-from shelfrank.page.pipeline import FALLBACK, PIPELINES, PagePipeline, pipeline_named
+from shelfrank.page.pipeline import PagePipeline, configured_default, pipelines_from
 from shelfrank.page.result import Page
 from shelfrank.page.scorers import RankerScorer, RetrievalScorer
 from shelfrank.store.catalog import Catalog, CuratedDefinition, curated_definitions
@@ -48,8 +48,10 @@ DEFAULT_RANKER = "position_feature"
 class HomepageEngine:
     def __init__(self, catalog: Catalog, features: InMemoryFeatureState | None, models: PageModels,
                  definitions: list[CuratedDefinition], models_dir: Path | None = None,
-                 history_state: object | None = None, category_repeat_rate: np.ndarray | None = None) -> None:
+                 history_state: object | None = None, category_repeat_rate: np.ndarray | None = None,
+                 page_config=None) -> None:
         self._lock = threading.RLock()
+        self._pipelines = pipelines_from(configured_default(page_config))
         self.catalog = catalog
         self.features = features
         self.models = models
@@ -65,8 +67,9 @@ class HomepageEngine:
 
     @classmethod
     def from_store(cls, con: duckdb.DuckDBPyConnection, models_dir: Path, as_of: datetime | None = None,
-                   require_models: bool = True) -> HomepageEngine:
-        """The engine over the store's catalog and events (before `as_of`), with the LATEST models."""
+                   require_models: bool = True, page_config=None) -> HomepageEngine:
+        """The engine over the store's catalog and events (before `as_of`), with the LATEST models;
+        `page_config` (config.PageConfig) sets the default pipeline the variants derive from."""
         catalog = Catalog.from_store(con, as_of)
         definitions = curated_definitions(con)
         models, space = load_page_models(models_dir, require=require_models)
@@ -79,7 +82,8 @@ class HomepageEngine:
         if features is not None:
             features.update(events)
         history = _history_state(con, catalog, as_of)
-        return cls(catalog, features, models, definitions, models_dir, history, _repeat_rates(con, catalog, as_of))
+        return cls(catalog, features, models, definitions, models_dir, history, _repeat_rates(con, catalog, as_of),
+                   page_config)
 
     def _build_sources(self) -> None:
         cat = self.catalog
@@ -94,7 +98,13 @@ class HomepageEngine:
 
     @property
     def pipelines(self) -> tuple[str, ...]:
-        return tuple(PIPELINES)
+        return tuple(self._pipelines)
+
+    def pipeline(self, name: str) -> PagePipeline:
+        try:
+            return self._pipelines[name]
+        except KeyError:
+            raise ValueError(f"unknown pipeline {name!r}; expected one of: {', '.join(self._pipelines)}") from None
 
     @property
     def model_version(self) -> str:
@@ -116,16 +126,18 @@ class HomepageEngine:
 
     def build(self, request: PageRequest, pipeline: str | PagePipeline = "default") -> Page:
         """The page for one request with a named pipeline declaration (or a custom one)."""
-        spec = pipeline if isinstance(pipeline, PagePipeline) else pipeline_named(pipeline)
+        spec = pipeline if isinstance(pipeline, PagePipeline) else self.pipeline(pipeline)
         with self._lock:
             if not self.models.rankers and spec.ranker != "popularity":
-                return build_page(self._resources(PageModels()), FALLBACK, request, "no models loaded")
+                return build_page(self._resources(PageModels()), self._pipelines["fallback"], request,
+                                  "no models loaded")
             return build_page(self._resources(self.models), spec, request)
 
     def fallback_page(self, request: PageRequest, reason: str) -> Page:
         """Curated and popular collections, items by popularity, rules applied; needs no model."""
         with self._lock:
-            return build_page(self._resources(PageModels()), FALLBACK, request, reason or "fallback")
+            return build_page(self._resources(PageModels()), self._pipelines["fallback"], request,
+                              reason or "fallback")
 
     def _resources(self, models: PageModels) -> PageResources:
         hydrator = FeatureHydrator(self.features) if self.features is not None and models.rankers else None

@@ -44,23 +44,42 @@ class PagePipeline:
 
 DEFAULT = PagePipeline("default", "all sources, retrieval model, default ranker, MMR, top-K-mean order, rules, "
                        "exploration")
-PIPELINES: dict[str, PagePipeline] = {p.name: p for p in (
-    DEFAULT,
-    DEFAULT.with_(name="no_diversity", description="default without MMR (plain score order)", diversity="none"),
-    DEFAULT.with_(name="dpp", description="default with a greedy DPP instead of MMR", diversity="dpp"),
-    DEFAULT.with_(name="marginal_gain", description="default with rows ordered by greedy marginal gain",
-                  ordering="marginal_gain"),
-    DEFAULT.with_(name="no_exploration", description="default without exploration", explore_items=0.0,
-                  explore_collections=0.0),
-    DEFAULT.with_(name="no_debiasing", description="default with the ranker trained without position information",
-                  ranker="no_debiasing"),
-    DEFAULT.with_(name="popularity", description="baseline: popular categories and curated rows, items by "
-                  "popularity, no models, no diversity, no exploration", sources=("curated", "popular_categories"),
-                  retrieval=False, ranker="popularity", diversity="none", explore_items=0.0,
-                  explore_collections=0.0),
-)}
-# The fallback page: no models at all, rules still applied.
-FALLBACK = PIPELINES["popularity"].with_(name="fallback", description="fallback: curated and popular collections")
+
+
+def pipelines_from(default: PagePipeline) -> dict[str, PagePipeline]:
+    """The named variants of a default declaration (each differs from it in one choice), plus the
+    popularity baseline and the fallback."""
+    popularity = default.with_(name="popularity", description="baseline: popular categories and curated rows, "
+                               "items by popularity, no models, no diversity, no exploration",
+                               sources=("curated", "popular_categories"), retrieval=False, ranker="popularity",
+                               diversity="none", explore_items=0.0, explore_collections=0.0)
+    return {p.name: p for p in (
+        default,
+        default.with_(name="no_diversity", description="default without in-row diversity", diversity="none"),
+        default.with_(name="mmr", description="default with MMR in rows", diversity="mmr"),
+        default.with_(name="dpp", description="default with a greedy DPP in rows", diversity="dpp"),
+        default.with_(name="top_k_mean", description="default with rows ordered by their top-K mean",
+                      ordering="top_k_mean"),
+        default.with_(name="marginal_gain", description="default with rows ordered by greedy marginal gain",
+                      ordering="marginal_gain"),
+        default.with_(name="no_exploration", description="default without exploration", explore_items=0.0,
+                      explore_collections=0.0),
+        default.with_(name="no_debiasing", description="default with the ranker trained without position "
+                      "information", ranker="no_debiasing"),
+        popularity,
+        popularity.with_(name="fallback", description="fallback: curated and popular collections"),
+    )}
+
+
+def configured_default(config=None) -> PagePipeline:
+    """DEFAULT with the `[page]` configuration applied (config.PageConfig)."""
+    if config is None:
+        return DEFAULT
+    return DEFAULT.with_(**config.model_dump())
+
+
+PIPELINES: dict[str, PagePipeline] = pipelines_from(DEFAULT)
+FALLBACK = PIPELINES["fallback"]
 
 
 def pipeline_named(name: str) -> PagePipeline:
