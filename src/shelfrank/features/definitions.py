@@ -372,8 +372,13 @@ def embedding_similarity(name: str, scope: Scope, taste: TasteVector, descriptio
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise cosine of two [rows, dim] arrays (either may have 1 row: broadcast); NaN for a zero row."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    dot = np.sum(a * b, axis=1)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    if len(a) == 1 or len(b) == 1:  # online: one taste vector against many items, a matrix-vector product
+        one, many = (a, b) if len(a) == 1 else (b, a)
+        dot = many @ one[0]
+        norms = np.sqrt(np.einsum("ij,ij->i", many, many)) * np.sqrt(one[0] @ one[0])
+    else:
+        dot = np.einsum("ij,ij->i", a, b)
+        norms = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(norms > 0, dot / norms, np.nan)
 
