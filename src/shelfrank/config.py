@@ -89,7 +89,8 @@ class ServeConfig(_Section):
 class PageConfig(_Section):
     """The default page pipeline (page/pipeline.py); the named variants are derived from it."""
 
-    diversity: Literal["mmr", "dpp", "none"] = Field("mmr", description="Diversity inside rows: MMR, DPP or none.")
+    diversity: Literal["mmr", "dpp", "none"] = Field(
+        "none", description="Diversity inside rows: MMR, DPP or none (measured best on ground truth: none).")
     diversity_strength: float = Field(0.7, ge=0, le=1,
                                       description="MMR lambda / DPP theta: 1 = pure relevance, 0 = pure variety.")
     ordering: Literal["top_k_mean", "marginal_gain"] = Field(
