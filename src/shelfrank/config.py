@@ -84,6 +84,7 @@ class ServeConfig(_Section):
     )
     intake_segment_bytes: int = Field(64_000_000, ge=4_096, description="Intake log segment size before rolling.")
     workers: int = Field(4, ge=1, le=64, description="Threads building pages off the event loop.")
+    cache_entries: int = Field(256, ge=0, description="Segment-cache entries (new-visitor page parts); 0: off.")
 
 
 class PageConfig(_Section):

@@ -50,6 +50,8 @@ class SegmentCache:
             return value
 
     def put(self, key: tuple, value: object) -> None:
+        if self.max_entries <= 0:  # max_entries=0 disables the cache
+            return
         with self._lock:
             self._entries[key] = value
             self._entries.move_to_end(key)

@@ -49,7 +49,7 @@ class HomepageEngine:
     def __init__(self, catalog: Catalog, features: InMemoryFeatureState | None, models: PageModels,
                  definitions: list[CuratedDefinition], models_dir: Path | None = None,
                  history_state: object | None = None, category_repeat_rate: np.ndarray | None = None,
-                 page_config=None) -> None:
+                 page_config=None, cache_entries: int = 256) -> None:
         self._lock = threading.RLock()
         self._pipelines = pipelines_from(configured_default(page_config))
         self.catalog = catalog
@@ -58,7 +58,7 @@ class HomepageEngine:
         self.models_dir = models_dir
         self.history_state = history_state
         self._definitions = {d.collection_id: d for d in definitions}
-        self.cache = SegmentCache()
+        self.cache = SegmentCache(max_entries=cache_entries)  # 0 disables it
         self.category_repeat_rate = category_repeat_rate
         self.sources: dict[str, CollectionSource] = {}
         self._build_sources()
@@ -67,7 +67,7 @@ class HomepageEngine:
 
     @classmethod
     def from_store(cls, con: duckdb.DuckDBPyConnection, models_dir: Path, as_of: datetime | None = None,
-                   require_models: bool = True, page_config=None) -> HomepageEngine:
+                   require_models: bool = True, page_config=None, cache_entries: int = 256) -> HomepageEngine:
         """The engine over the store's catalog and events (before `as_of`), with the LATEST models;
         `page_config` (config.PageConfig) sets the default pipeline the variants derive from."""
         catalog = Catalog.from_store(con, as_of)
@@ -83,7 +83,7 @@ class HomepageEngine:
             features.update(events)
         history = _history_state(con, catalog, as_of)
         return cls(catalog, features, models, definitions, models_dir, history, _repeat_rates(con, catalog, as_of),
-                   page_config)
+                   page_config, cache_entries)
 
     def _build_sources(self) -> None:
         cat = self.catalog

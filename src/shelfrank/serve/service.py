@@ -55,12 +55,14 @@ def open_engine(settings: Settings) -> EngineSource:
         raise UserFacingError(f"cannot open the store {path} read-only: {str(exc).splitlines()[0]}") from None
     models_dir = settings.store.data_dir / "models"
     try:
-        engine = HomepageEngine.from_store(con, models_dir, page_config=settings.page)
+        engine = HomepageEngine.from_store(con, models_dir, page_config=settings.page,
+                                           cache_entries=settings.serve.cache_entries)
     except UserFacingError as exc:
         # Never a broken page: without usable models the engine serves fallback pages (curated
         # and popular collections) until POST /v1/models/swap loads a version.
         log.warning("serving fallback pages only: %s", exc)
-        engine = HomepageEngine.from_store(con, models_dir, require_models=False, page_config=settings.page)
+        engine = HomepageEngine.from_store(con, models_dir, require_models=False, page_config=settings.page,
+                                           cache_entries=settings.serve.cache_entries)
     lock = threading.Lock()
 
     def stored_events(ids: np.ndarray) -> np.ndarray:
