@@ -7,16 +7,13 @@ it themselves: read-only for reads, or in a subprocess (the service tests).
 from __future__ import annotations
 
 import pytest
+from shared_world import TINY_OPTIONS
 
 from shelfrank.config import StoreConfig
-from shelfrank.models.item_ranker import BoostingParams
-from shelfrank.models.training import TrainOptions, train
+from shelfrank.models.training import train
 from shelfrank.simulate import simulate
 from shelfrank.store.database import Store
 from shelfrank.store.ingest import ingest_folder
-
-TINY_OPTIONS = TrainOptions(test_days=2.0, max_train_requests=1500, max_test_requests=600,
-                            ranker=BoostingParams(n_estimators=60, num_leaves=15, learning_rate=0.1))
 
 
 @pytest.fixture(scope="session")

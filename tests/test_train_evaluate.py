@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TINY_OPTIONS
+from shared_world import TINY_OPTIONS
 from typer.testing import CliRunner
 
 from shelfrank.cli import app

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import ADMIN_HEADERS
 from fakes import FakeEngine
+from serve_support import ADMIN_HEADERS
 
 from shelfrank.serve.schemas import HomepageResponse
 
@@ -185,7 +185,7 @@ def test_health_readiness_and_metrics(fake_client):
 def test_not_ready_until_the_engine_is_built(tmp_path):
     import threading
 
-    from conftest import TestClient, settings_for
+    from serve_support import TestClient, settings_for
 
     from shelfrank.serve.app import create_app
     from shelfrank.serve.service import EngineSource
@@ -202,7 +202,7 @@ def test_not_ready_until_the_engine_is_built(tmp_path):
         assert r.status_code == 503 and "starting" in r.json()["message"]
         assert client.get("/healthz").status_code == 200
         release.set()
-        from conftest import wait_ready
+        from serve_support import wait_ready
 
         wait_ready(client)
         assert client.get("/v1/homepage", params={"user_id": "u1"}).status_code == 200

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from conftest import ADMIN_HEADERS, settings_for
 from fakes import FakeEngine
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from serve_support import ADMIN_HEADERS, settings_for
 
 from shelfrank.serve.app import create_app
 from shelfrank.serve.metrics import ServiceMetrics

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from conftest import ADMIN_HEADERS, InProcessServer, settings_for, store_end
+from serve_support import ADMIN_HEADERS, InProcessServer, settings_for, store_end
 
 from shelfrank.contracts import PageRequest
 from shelfrank.serve.app import create_app

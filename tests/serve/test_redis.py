@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from conftest import ADMIN_HEADERS, InProcessServer, settings_for, store_end
+from serve_support import ADMIN_HEADERS, InProcessServer, settings_for, store_end
 
 from shelfrank.serve.app import create_app
 from shelfrank.serve.changes import Change

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import ADMIN_HEADERS, store_end
+from serve_support import ADMIN_HEADERS, store_end
 
 from shelfrank.serve.changes import Change
 from shelfrank.serve.intake import read_segment, segment_paths
