@@ -460,6 +460,32 @@ def serve(
     server.run(settings, announce=announce)
 
 
+@app.command("bench")
+@user_errors
+def bench_command(
+    scale: Annotated[str, typer.Option(help="Scale to simulate when the data dir holds no store.")] = "standard",
+    pages: Annotated[int, typer.Option(min=1, help="In process: pages per line of the table per repeat.")] = 200,
+    repeat: Annotated[int, typer.Option(min=1, help="In process: repeats (min and median reported).")] = 3,
+    duration: Annotated[float, typer.Option(min=1, help="HTTP: seconds of wrk load per configuration.")] = 20.0,
+    connections: Annotated[int, typer.Option(min=1, help="HTTP: wrk's open connections.")] = 8,
+    http: Annotated[bool, typer.Option("--http/--no-http", help="Also measure over HTTP with wrk.")] = True,
+    rows: Annotated[int, typer.Option(min=1, max=50, help="Collections per page.")] = 20,
+    items: Annotated[int, typer.Option(min=1, max=50, help="Items per collection.")] = 20,
+    out: Annotated[Path | None, typer.Option(help="Also write the Markdown report to this file.")] = None,
+) -> None:
+    """Benchmark pages: in process per stage on one core, and over HTTP with wrk. See docs/benchmarks.md.
+
+    Reuses the store and models in the data dir (--data-dir), else simulates, ingests and trains one at --scale."""
+    from shelfrank.bench import BenchOptions, run_bench
+
+    options = BenchOptions(pages=pages, repeat=repeat, rows=rows, items=items, duration=duration,
+                           connections=connections, http=http)
+    markdown = run_bench(state.resolve(), scale, options, err_console)
+    print(markdown)
+    if out is not None:
+        out.write_text(markdown)
+
+
 @app.command()
 @user_errors
 def demo(
