@@ -49,10 +49,11 @@ class BenchOptions:
     rows: int = 20
     items: int = 20
     duration: float = 20.0    # seconds of wrk load per configuration
-    connections: int = 8
+    connections: int = 4
     http: bool = True
     new_visitor_share: float = 0.2   # of the HTTP requests
-    workers: tuple[int, ...] = (1, 2)
+    workers: tuple[int, ...] = (1, 2)      # serve.workers to measure over HTTP
+    caches: tuple[bool, ...] = (True, False)  # segment cache on / off over HTTP
     seed: int = 0
 
 
@@ -384,7 +385,7 @@ def over_http(settings, work: Workload, options: BenchOptions, wrk: str, say) ->
         paths = request_paths(work, options)
         script.write_text(LUA % ", ".join(json.dumps(p) for p in paths))
         for workers in options.workers:
-            for cache in (True, False):
+            for cache in options.caches:
                 proc, url = start_server(settings.store.data_dir, workers, cache,
                                          Path(tmp) / f"serve-{workers}-{cache}.log", say)
                 try:

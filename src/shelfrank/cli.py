@@ -467,7 +467,7 @@ def bench_command(
     pages: Annotated[int, typer.Option(min=1, help="In process: pages per line of the table per repeat.")] = 200,
     repeat: Annotated[int, typer.Option(min=1, help="In process: repeats (min and median reported).")] = 3,
     duration: Annotated[float, typer.Option(min=1, help="HTTP: seconds of wrk load per configuration.")] = 20.0,
-    connections: Annotated[int, typer.Option(min=1, help="HTTP: wrk's open connections.")] = 8,
+    connections: Annotated[int, typer.Option(min=1, help="HTTP: wrk's open connections.")] = 4,
     http: Annotated[bool, typer.Option("--http/--no-http", help="Also measure over HTTP with wrk.")] = True,
     rows: Annotated[int, typer.Option(min=1, max=50, help="Collections per page.")] = 20,
     items: Annotated[int, typer.Option(min=1, max=50, help="Items per collection.")] = 20,
