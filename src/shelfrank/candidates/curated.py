@@ -107,7 +107,8 @@ class CuratedCollectionsSource:
     def _pack(self) -> _Packed:
         """Every definition's resolved items in one array (CSR), rebuilt after a change."""
         if self._packed is None:
-            definitions = list(self._definitions.values())
+            # With curated_only, the store's thousands of rule collections are not even packed.
+            definitions = [d for d in self._definitions.values() if not self.curated_only or d.source == "curated"]
             resolved = [self._resolved(d) for d in definitions]
             sizes = np.asarray([len(r) for r in resolved], dtype=np.int64)
             self._packed = _Packed(

@@ -24,12 +24,16 @@ class PopularCategoriesSource:
         self.min_items = min_items
         # category_id -> the store's id for that category's collection (e.g. "cat:c12")
         self.collection_ids = collection_ids or {}
+        # Category popularity once (popularity is fixed between restarts); stock is checked per request
+        # on the few categories proposed, not on the whole catalog.
+        known = catalog.category >= 0
+        self.weight = np.bincount(catalog.category[known], weights=catalog.popularity[known],
+                                  minlength=len(catalog.category_ids))
+        self.order = np.argsort(-self.weight, kind="stable")
 
     def propose(self, user: UserContext) -> list[CandidateCollection]:
         cat = self.catalog
-        live = cat.in_stock & (cat.category >= 0)
-        weight = np.bincount(cat.category[live], weights=cat.popularity[live], minlength=len(cat.category_ids))
-        order = np.argsort(-weight, kind="stable")
+        weight, order = self.weight, self.order
         top = weight[order[0]] if len(order) else 0.0
         out: list[CandidateCollection] = []
         for c in order:
