@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from shared_world import TINY_OPTIONS
@@ -18,9 +20,14 @@ OPTIONS = TINY_OPTIONS
 
 
 @pytest.fixture(scope="module")
-def world(tiny_world):
-    root = tiny_world["root"]
-    store = Store.open(StoreConfig(data_dir=tiny_world["data_dir"]))
+def world(tiny_world, tmp_path_factory):
+    # A copy of the session's store: this module opens it read-write, and the service tests may still
+    # hold read-only connections to the shared file (DuckDB refuses two configurations in one process).
+    root = tmp_path_factory.mktemp("train_evaluate")
+    (root / "data").mkdir()
+    shutil.copy2(tiny_world["database"], root / "data" / "shelfrank.duckdb")
+    (root / "data" / "models").symlink_to(tiny_world["models_dir"], target_is_directory=True)
+    store = Store.open(StoreConfig(data_dir=root / "data"))
     trained = tiny_world["trained"]
     truth = GroundTruth.load(tiny_world["sim"] / "truth")
     result = evaluate(store.con, trained, root / "report", truth, OPTIONS, truth_requests=150)
