@@ -344,15 +344,18 @@ class TrendingNearYouSource:
 class InYourCartSource:
     """Right after an add to cart: more of the carted item's category (other items, other brands first),
     so the next page follows what the user is doing in this visit. The carted item itself is left out
-    (the page also removes recently carted items everywhere, see page/builder.py)."""
+    (the page also removes recently carted items everywhere, see page/builder.py). The row takes a
+    fixed place near the top (`row`, default 1: right under the first row), as a session row does on
+    the big stores' homepages, instead of competing with the long-term rows for a place."""
 
     name = "in_your_cart"
     fail_open = True
 
-    def __init__(self, catalog: Catalog, pool_size: int = 100, window_hours: float = 24.0) -> None:
+    def __init__(self, catalog: Catalog, pool_size: int = 100, window_hours: float = 24.0, row: int = 1) -> None:
         self.catalog = catalog
         self.pool_size = pool_size
         self.window_hours = window_hours
+        self.row = row
 
     def propose(self, user: UserContext) -> list[CandidateCollection]:
         h, c = _past(user), self.catalog
@@ -374,6 +377,7 @@ class InYourCartSource:
             collection_id=f"rules:{self.name}:{c.item_ids[item]}", title=f"Goes with {title}", source="rules",
             generator=self.name, items=pool.astype(np.int64), reason=f"Because you added {title} to your cart",
             signals={"hours_since_cart": float((user.t - h.ts[recent][-1]) / 3_600.0)}, prior=1.0,
+            pinned_row=self.row,
         )]
 
 

@@ -279,7 +279,7 @@ def _event_batches(con: duckdb.DuckDBPyConnection, as_of: datetime | None):
     as one Arrow table (plus the state's per-event arrays) peaked at 21 GB at standard scale."""
     where = "" if as_of is None else "WHERE ts < $as_of"
     relation = con.sql(f"SELECT * FROM events {where} ORDER BY ts", params=None if as_of is None else {"as_of": as_of})
-    reader = relation.fetch_record_batch(REPLAY_BATCH_ROWS)
+    reader = relation.to_arrow_reader(REPLAY_BATCH_ROWS)
     for batch in reader:
         yield pa.Table.from_batches([batch])
 
