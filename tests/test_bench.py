@@ -30,11 +30,12 @@ def test_a_cache_of_zero_entries_stores_nothing():
 
 @pytest.fixture
 def bench_data_dir(tiny_world, tmp_path):
-    """The session's tiny store and models, seen through a data dir of the test's own (the
-    service writes its intake log there)."""
+    """A copy of the session's tiny store with its models, in a data dir of the test's own (the
+    service writes its intake log there; a copy, because other tests of this process may hold
+    connections to the shared file with another configuration, which DuckDB refuses)."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    (data_dir / "shelfrank.duckdb").symlink_to(tiny_world["database"])
+    shutil.copy2(tiny_world["database"], data_dir / "shelfrank.duckdb")
     (data_dir / "models").symlink_to(tiny_world["models_dir"], target_is_directory=True)
     return data_dir
 
