@@ -44,12 +44,12 @@ def run_evaluation(store, settings: Settings, report_dir: Path, truth_dir: Path 
                       progress=progress)
     if truth is not None and page_requests > 0:
         from shelfrank.evaluate.pages import (
-            append_sections,
             evaluate_pages,
             page_report_sections,
             page_variants,
             tradeoff_pipelines,
         )
+        from shelfrank.evaluate.report import append_sections
         from shelfrank.page.pipeline import configured_default, pipelines_from
 
         default = configured_default(settings.page)

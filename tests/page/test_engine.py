@@ -16,13 +16,18 @@ from shelfrank.page.hydrate import FeatureHydrator
 AT = datetime(2026, 10, 7, 12, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_world):
+def _fresh_engine(tiny_world) -> HomepageEngine:
+    """An engine of the test's own, for tests that change its state (stock, events)."""
     con = duckdb.connect(str(tiny_world["database"]), read_only=True)
     try:
-        yield HomepageEngine.from_store(con, tiny_world["models_dir"], as_of=AT)
+        return HomepageEngine.from_store(con, tiny_world["models_dir"], as_of=AT)
     finally:
         con.close()
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_world):
+    return _fresh_engine(tiny_world)
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +82,7 @@ def test_a_brand_new_user_gets_a_sensible_non_empty_page(engine):
 
 
 def test_an_item_set_out_of_stock_is_gone_from_the_next_page(tiny_world, active_user):
-    con = duckdb.connect(str(tiny_world["database"]), read_only=True)
-    try:
-        engine = HomepageEngine.from_store(con, tiny_world["models_dir"], as_of=AT)
-    finally:
-        con.close()
+    engine = _fresh_engine(tiny_world)
     request = PageRequest(active_user, AT, seed=1)
     first = engine.build(request)
     gone = first.rows[0].items[0].item_id
@@ -122,11 +123,7 @@ def test_page_features_equal_the_online_state_read_one_collection_at_a_time(engi
 
 
 def test_after_an_add_to_cart_the_item_is_not_pushed_again_and_its_category_rises(tiny_world, active_user):
-    con = duckdb.connect(str(tiny_world["database"]), read_only=True)
-    try:
-        engine = HomepageEngine.from_store(con, tiny_world["models_dir"], as_of=AT)
-    finally:
-        con.close()
+    engine = _fresh_engine(tiny_world)
     request = PageRequest(active_user, AT, seed=2, session_id="s-now")
     before = engine.build(request)
     carted = before.rows[-1].items[0]  # an item the page showed low
@@ -144,11 +141,7 @@ def test_after_an_add_to_cart_the_item_is_not_pushed_again_and_its_category_rise
 
 
 def test_new_visitors_share_the_segment_cache_until_the_inventory_changes(tiny_world, active_user):
-    con = duckdb.connect(str(tiny_world["database"]), read_only=True)
-    try:
-        engine = HomepageEngine.from_store(con, tiny_world["models_dir"], as_of=AT)
-    finally:
-        con.close()
+    engine = _fresh_engine(tiny_world)
     first = engine.build(PageRequest("visitor-1", AT, location="r01"))
     second = engine.build(PageRequest("visitor-2", AT.replace(minute=30), location="r01"))
     assert engine.cache.hits == 1 and engine.cache.misses == 1

@@ -26,9 +26,7 @@ class PopularCategoriesSource:
         self.collection_ids = collection_ids or {}
         # Category popularity once (popularity is fixed between restarts); stock is checked per request
         # on the few categories proposed, not on the whole catalog.
-        known = catalog.category >= 0
-        self.weight = np.bincount(catalog.category[known], weights=catalog.popularity[known],
-                                  minlength=len(catalog.category_ids))
+        self.weight = catalog.category_popularity()
         self.order = np.argsort(-self.weight, kind="stable")
 
     def propose(self, user: UserContext) -> list[CandidateCollection]:

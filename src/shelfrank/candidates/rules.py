@@ -403,7 +403,7 @@ class NewArrivalsSource:
         self._by_created = np.argsort(c.created_t, kind="stable")
         self._created_sorted = c.created_t[self._by_created]
         known = c.category >= 0
-        popularity = np.bincount(c.category[known], weights=c.popularity[known], minlength=len(c.category_ids))
+        popularity = c.category_popularity()
         has_items = np.bincount(c.category[known], minlength=len(c.category_ids)) > 0
         self._popular_categories = _top(popularity + 1e-12 * has_items, self.n_categories)  # also without events
         self._indexed_items = len(c)

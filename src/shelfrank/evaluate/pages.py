@@ -257,19 +257,3 @@ def page_report_sections(result: PageEvaluation, folder: Path) -> list:
             figures=["diversity_tradeoff.png"],
         ))
     return sections
-
-
-def append_sections(report_path: Path, sections: list) -> None:
-    """Append sections to a written Markdown report (same format as report.write_report)."""
-    from shelfrank.evaluate.report import markdown_table
-
-    parts = [report_path.read_text().rstrip(), ""]
-    for section in sections:
-        parts += [f"## {section.heading}", ""]
-        if section.text:
-            parts += [section.text, ""]
-        if section.table:
-            parts += [markdown_table(section.table), ""]
-        for figure in section.figures:
-            parts += [f"![{Path(figure).stem.replace('_', ' ')}]({figure})", ""]
-    report_path.write_text("\n".join(parts))

@@ -43,6 +43,20 @@ def write_report(folder: Path, title: str, sections: Sequence[Section], preamble
     parts = [f"# {title}", ""]
     if preamble:
         parts += [preamble, ""]
+    path = folder / "report.md"
+    path.write_text("\n".join(parts + section_lines(sections, folder)))
+    return path
+
+
+def append_sections(report_path: Path, sections: Sequence[Section]) -> None:
+    """Append sections to a report written by write_report (their figures sit next to it)."""
+    parts = [report_path.read_text().rstrip(), ""]
+    report_path.write_text("\n".join(parts + section_lines(sections, report_path.parent)))
+
+
+def section_lines(sections: Sequence[Section], folder: Path) -> list[str]:
+    """The Markdown lines of sections; a figure must already be written in `folder`."""
+    parts: list[str] = []
     for section in sections:
         parts += [f"## {section.heading}", ""]
         if section.text:
@@ -53,9 +67,7 @@ def write_report(folder: Path, title: str, sections: Sequence[Section], preamble
             if not (folder / figure).is_file():
                 raise FileNotFoundError(f"figure {figure} of section {section.heading!r} was not written")
             parts += [f"![{Path(figure).stem.replace('_', ' ')}]({figure})", ""]
-    path = folder / "report.md"
-    path.write_text("\n".join(parts))
-    return path
+    return parts
 
 
 def plot_curves(

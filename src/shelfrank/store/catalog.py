@@ -150,6 +150,11 @@ class Catalog:
 
     # --- lookups ------------------------------------------------------------------------
 
+    def category_popularity(self) -> np.ndarray:
+        """(n_categories,) summed popularity of each category's items, stock aside."""
+        known = self.category >= 0
+        return np.bincount(self.category[known], weights=self.popularity[known], minlength=len(self.category_ids))
+
     def index_of(self, item_ids: np.ndarray | list[str]) -> np.ndarray:
         """Catalog index per id, -1 for ids not in the catalog."""
         ids = np.asarray(item_ids, dtype=object)
