@@ -58,6 +58,13 @@ class PageModels:
     examination_grid: np.ndarray | None = None  # (rows, positions) for marginal-gain ordering
     item_vectors: np.ndarray | None = None  # (n_items, d) unit vectors, catalog order
 
+    def prepare(self) -> None:
+        """Compile the models the default pipeline scores with now, not on the first request."""
+        ranker = self.rankers.get(self.default_ranker)
+        for scorer in (ranker, self.retrieval):
+            if scorer is not None:
+                scorer.predictor  # noqa: B018 (compiles, or loads the cached code)
+
 
 @dataclass
 class PageResources:

@@ -52,6 +52,7 @@ class HomepageEngine:
                  page_config=None, cache_entries: int = 256) -> None:
         self._lock = threading.RLock()
         self._pipelines = pipelines_from(configured_default(page_config))
+        self._page_config = page_config
         self.catalog = catalog
         self.features = features
         self.models = models
@@ -72,7 +73,8 @@ class HomepageEngine:
         `page_config` (config.PageConfig) sets the default pipeline the variants derive from."""
         catalog = Catalog.from_store(con, as_of)
         definitions = curated_definitions(con)
-        models, space = load_page_models(models_dir, require=require_models)
+        models, space = load_page_models(models_dir, require=require_models, **_tree_options(page_config))
+        models.prepare()
         features = None
         if space is not None:
             features = InMemoryFeatureState(space, con.sql("SELECT * FROM items").to_arrow_table(),
@@ -239,7 +241,8 @@ class HomepageEngine:
         """Load a model version (LATEST by default) and swap it in; on failure the old models stay."""
         if self.models_dir is None:
             raise UserFacingError("this engine was built without a models folder")
-        models, space = load_page_models(self.models_dir, version, require=True)
+        models, space = load_page_models(self.models_dir, version, require=True, **_tree_options(self._page_config))
+        models.prepare()
         if self.features is not None and space is not None and space.names != self.features.space.names:
             raise UserFacingError(f"model version {models.version} uses other features than the serving state; "
                                   "restart the service to switch feature sets")
@@ -250,8 +253,18 @@ class HomepageEngine:
         return models.version
 
 
-def load_page_models(models_dir: Path, version: str | None = None, require: bool = True):
-    """(PageModels, FeatureSpace) of one training run; empty models when none and not required."""
+def _tree_options(page_config) -> dict:
+    if page_config is None:
+        return {}
+    return {"backend": page_config.tree_backend, "cache_dir": page_config.compiled_cache_dir}
+
+
+def load_page_models(models_dir: Path, version: str | None = None, require: bool = True,
+                     backend: str = "compiled", cache_dir: Path | None = None):
+    """(PageModels, FeatureSpace) of one training run; empty models when none and not required.
+    Tree models score through `backend` (models/compiled.py), compiled on first use into `cache_dir`
+    (default: the user's cache folder)."""
+    from shelfrank.models.compiled import default_cache_dir
     from shelfrank.models.training import load_trained
 
     try:
@@ -260,12 +273,13 @@ def load_page_models(models_dir: Path, version: str | None = None, require: bool
         if require:
             raise
         return PageModels(), None
-    rankers = {name: RankerScorer(name, r) for name, r in trained.rankers.items()}
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    rankers = {name: RankerScorer(name, r, backend, cache_dir) for name, r in trained.rankers.items()}
     embeddings = getattr(trained, "embeddings", None)
     version_id = Path(trained.paths.get("collection_retrieval", Path(""))).name
     return PageModels(
         version=version_id, rankers=rankers, default_ranker=DEFAULT_RANKER,
-        retrieval=RetrievalScorer(trained.retrieval),
+        retrieval=RetrievalScorer(trained.retrieval, backend, cache_dir),
         examination_grid=np.asarray(trained.space.examination_curve),
         item_vectors=getattr(embeddings, "vectors_", None),
     ), trained.space

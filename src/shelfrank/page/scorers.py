@@ -7,11 +7,14 @@ the ranking (the design's inference-at-position-0 rule).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from shelfrank.models.collection_retrieval import CollectionRetrievalModel
+from shelfrank.models.compiled import TreePredictor
 from shelfrank.models.item_ranker import FactorizedRanker, PositionFeatureRanker
 from shelfrank.page.hydrate import HydratedFeatures
 
@@ -38,20 +41,45 @@ def group_means(X: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     return out / np.maximum(counts, 1)[:, None]
 
 
+class _LazyPredictor:
+    """The compiled predictor of a booster, made on first use (compiling costs seconds, and most
+    variant rankers are never used by a service)."""
+
+    def __init__(self, booster, raw_score: bool, backend: str, cache_dir: Path | None) -> None:
+        self._args = (booster, raw_score, backend, cache_dir)
+        self._predictor: TreePredictor | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> TreePredictor:
+        if self._predictor is None:
+            with self._lock:
+                if self._predictor is None:
+                    booster, raw_score, backend, cache_dir = self._args
+                    self._predictor = TreePredictor(booster, raw_score=raw_score, backend=backend,
+                                                    cache_dir=cache_dir)
+        return self._predictor
+
+
 class RetrievalScorer:
     """P(engage | user, collection, context) from the mean features of the collection's leading items."""
 
     name = "collection_retrieval"
 
-    def __init__(self, model: CollectionRetrievalModel) -> None:
+    def __init__(self, model: CollectionRetrievalModel, backend: str = "compiled",
+                 cache_dir: Path | None = None) -> None:
         self.model = model
+        self._predictor = _LazyPredictor(model.booster_, False, backend, cache_dir)
+
+    @property
+    def predictor(self) -> TreePredictor:
+        return self._predictor.get()
 
     def score(self, features: HydratedFeatures, batch: CollectionBatch, n_items_shown: np.ndarray) -> np.ndarray:
         X = features.pairs(batch.collection, batch.item_row)
         counts = np.bincount(batch.collection, minlength=batch.n_collections).astype(np.float64)
         means = group_means(X, batch.collection, batch.n_collections)
         design = np.column_stack([means, n_items_shown, np.zeros(batch.n_collections)]).astype(np.float32)
-        scores = self.model.booster_.predict(design, num_threads=1)
+        scores = self.predictor.predict(design)
         return np.where(counts > 0, scores, -np.inf)
 
 
@@ -59,9 +87,18 @@ class RankerScorer:
     """A trained item ranker at position 0: expected funnel gain (position-feature ranker) or the
     relevance part P(engage | examined) (factorized ranker)."""
 
-    def __init__(self, name: str, ranker: PositionFeatureRanker | FactorizedRanker) -> None:
+    def __init__(self, name: str, ranker: PositionFeatureRanker | FactorizedRanker, backend: str = "compiled",
+                 cache_dir: Path | None = None) -> None:
         self.name = name
         self.ranker = ranker
+        factorized = isinstance(ranker, FactorizedRanker)
+        self._predictor = _LazyPredictor(ranker.booster_, factorized, backend, cache_dir)
+        gain = ranker.booster_.feature_importance(importance_type="gain")
+        self._gain_share = gain / gain.sum() if gain.sum() > 0 else gain
+
+    @property
+    def predictor(self) -> TreePredictor:
+        return self._predictor.get()
 
     @property
     def booster(self):
@@ -78,8 +115,7 @@ class RankerScorer:
         and the service runs pages side by side."""
         if len(X) == 0:
             return np.zeros(0)
-        raw = self.booster.predict(self.design(X), num_threads=1,
-                                   raw_score=isinstance(self.ranker, FactorizedRanker))
+        raw = self.predictor.predict(self.design(X))
         if isinstance(self.ranker, FactorizedRanker):
             return 1.0 / (1.0 + np.exp(-(raw + self.ranker.base_score_)))
         return raw
@@ -97,8 +133,7 @@ class RankerScorer:
         """
         if len(X) == 0:
             return []
-        gain = self.booster.feature_importance(importance_type="gain")[: len(names)]
-        share = gain / gain.sum() if gain.sum() > 0 else gain
+        share = self._gain_share[: len(names)]
         finite = np.isfinite(reference)
         count = np.maximum(finite.sum(axis=0), 1)
         mean = np.where(finite, reference, 0.0).sum(axis=0) / count
