@@ -155,7 +155,8 @@ class CounterTable:
             out[:, self.decays] *= np.exp(-np.outer(gap, self.decay_rates))
         if not known.all():
             out[~known] = 0.0
-            out[np.ix_(~known, self.is_last)] = -np.inf
+            if self.is_last.any():
+                out[np.ix_(~known, self.is_last)] = np.nan
         if self.is_last.any():
             last = out[:, self.is_last]
             last[np.isinf(last)] = np.nan
@@ -175,6 +176,23 @@ class KeyedCounters:
             return np.full(len(keys), -1)
         pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return np.where(self.keys[pos] == keys, pos, -1)
+
+    def rows_of_user(self, user: int, codes: np.ndarray) -> np.ndarray:
+        """Rows of the keys (user, code), -1 where absent or code < 0. A user's keys are contiguous
+        (user << 32 | code), so two searches find the user's slice and the codes are looked up in
+        it: a few cache-friendly steps instead of a binary search of millions of keys per code."""
+        out = np.full(len(codes), -1, dtype=np.int64)
+        if user < 0 or len(self.keys) == 0 or len(codes) == 0:
+            return out
+        base = np.int64(user) << 32
+        lo, hi = np.searchsorted(self.keys, [base, base + (np.int64(1) << 32)])
+        if hi == lo:
+            return out
+        mine = self.keys[lo:hi] - base  # this user's codes, sorted
+        pos = np.minimum(np.searchsorted(mine, codes), hi - lo - 1)
+        hit = (codes >= 0) & (mine[pos] == codes)
+        out[hit] = lo + pos[hit]
+        return out
 
     def add(self, keys: np.ndarray, t: np.ndarray, contributions: np.ndarray) -> None:
         new = np.setdiff1d(keys, self.keys)
@@ -435,11 +453,21 @@ class InMemoryFeatureState:
         """The feature matrix for one user and many items at ts: rows = items, columns = features."""
         return self.space.matrix(self.inputs(user_id, item_ids, ts, context), rows=len(item_ids))
 
+    def get_rows(self, user_id: str, rows: np.ndarray, ts: datetime | float,
+                 context: Mapping[str, str | None] | None = None) -> np.ndarray:
+        """`get` for items given by their rows in this state's catalog (`item_ids` order, -1 for
+        unknown), for callers that already hold catalog indices: no id lookup."""
+        return self.space.matrix(self.inputs_at(user_id, np.asarray(rows, dtype=np.int64), ts, context),
+                                 rows=len(rows))
+
     def inputs(self, user_id: str, item_ids: Sequence[str] | np.ndarray, ts: datetime | float,
                context: Mapping[str, str | None] | None = None) -> dict[str, np.ndarray]:
+        return self.inputs_at(user_id, self.item_index(item_ids), ts, context)
+
+    def inputs_at(self, user_id: str, item: np.ndarray, ts: datetime | float,
+                  context: Mapping[str, str | None] | None = None) -> dict[str, np.ndarray]:
         context = context or {}
         t = seconds(ts)
-        item = self.item_index(item_ids)
         known = item >= 0
         safe = np.where(known, item, 0)
         code = self.user_codes.get(user_id, -1)
@@ -504,8 +532,7 @@ class InMemoryFeatureState:
             code = np.array([collection])
         else:
             code = np.where(item >= 0, self.attribute_codes[STREAM_ITEM_ATTRIBUTE[stream]][item], -1)
-        key = np.where((code >= 0) & (user >= 0), (np.int64(user) << 32) | np.maximum(code, 0), -1)
-        return keyed.table.read(np.where(key >= 0, keyed.rows_of(key), -1), t)
+        return keyed.table.read(keyed.rows_of_user(user, code), t)
 
 
 def _group_median(groups: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -189,7 +189,8 @@ def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequ
         flat = np.concatenate(leading)
         unique, item_row = np.unique(flat, return_inverse=True)
         owner = np.repeat(np.arange(len(kept)), [len(x) for x in leading])
-        feats = hydrator.hydrate(user.user_id, cat.item_ids[unique], [c.collection_id for c in kept], user.t, context)
+        feats = hydrator.hydrate_catalog(user.user_id, unique, cat.item_ids, [c.collection_id for c in kept], user.t,
+                                         context)
         shown = np.minimum([len(c.items) for c in kept], request.items).astype(np.float64)
         retrieval_scores = resources.models.retrieval.score(feats, CollectionBatch(owner, item_row, len(kept)), shown)
         order_value = retrieval_scores
@@ -213,8 +214,8 @@ def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequ
     pair_features = None
     if ranker is not None and hydrator is not None and len(pair_items):
         unique, item_row = np.unique(pair_items, return_inverse=True)
-        feats = hydrator.hydrate(user.user_id, cat.item_ids[unique], [c.collection_id for c in chosen], user.t,
-                                 context)
+        feats = hydrator.hydrate_catalog(user.user_id, unique, cat.item_ids, [c.collection_id for c in chosen],
+                                         user.t, context)
         pair_features = feats.pairs(rows_idx, item_row)
         pair_scores = ranker.score(pair_features)
     else:
@@ -324,21 +325,23 @@ def _refill(slate: Slate, pool: Slate, width: int, in_stock: np.ndarray) -> Slat
     if not (counts[live] < width).any():
         return slate
     on_page = np.zeros(int(max(slate.items.max(initial=0), pool.items.max(initial=0))) + 1, dtype=bool)
-    for c in live:
-        valid = np.flatnonzero(slate.valid[c])
-        top = valid[np.argsort(-slate.scores[c, valid], kind="stable")][:width]
-        on_page[slate.items[c, top]] = True
+    order = slate.display_order()[:, :width]
+    shown = slate.valid[np.arange(len(order))[:, None], order]
+    shown_items = slate.items[np.arange(len(order))[:, None], order]
+    on_page[shown_items[live][shown[live]]] = True
     pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
+    pool_order = pool.display_order()
     extra_items, extra_rel, extra_rows = [], [], []
     for c in live[counts[live] < width]:
         p = pool_row[str(slate.collection_ids[c])]
-        cand = np.flatnonzero((pool.items[p] >= 0) & np.isfinite(pool.scores[p]))
-        cand = cand[np.argsort(-pool.scores[p, cand], kind="stable")]
-        items = pool.items[p, cand]
-        items = items[~on_page[items] & in_stock[items]][: width - counts[c]]
-        on_page[items] = True
-        extra_items.append(items)
-        extra_rel.append(pool.relevance[p, cand][np.isin(pool.items[p, cand], items)])
+        slots = pool_order[p]
+        items = pool.items[p, slots]
+        ok = (items >= 0) & np.isfinite(pool.scores[p, slots])
+        ok[ok] = ~on_page[items[ok]] & in_stock[items[ok]]
+        take = np.flatnonzero(ok)[: width - counts[c]]
+        on_page[items[take]] = True
+        extra_items.append(items[take])
+        extra_rel.append(pool.relevance[p, slots[take]])
         extra_rows.append(c)
     n_extra = max((len(x) for x in extra_items), default=0)
     if n_extra == 0:
@@ -381,18 +384,21 @@ def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection
     on_page = np.zeros(len(cat), dtype=bool)
     rows_out: list[_Row] = []
     pool_index = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
+    # Pool items exploration may place: new and in stock (one mask for the whole pool).
+    pool_items = np.maximum(pool.items, 0)
+    explorable = (pool.items >= 0) & (t - cat.created_t[pool_items] < pipeline.new_item_days * DAY) \
+        & cat.in_stock[pool_items]
+    order = slate.display_order()[:, : request.items]
     per_row = []
     for c in placement.shown:
-        valid = np.flatnonzero(slate.valid[c])
-        order = valid[np.argsort(-slate.scores[c, valid], kind="stable")][: request.items]
-        per_row.append((c, order))
-        on_page[slate.items[c, order]] = True
-    for (c, order), explored_row, row_p in zip(per_row, placement.explored, placement.propensity, strict=True):
-        items = slate.items[c, order]
-        relevance = slate.relevance[c, order]
-        p_items = pool.items[pool_index[str(slate.collection_ids[c])]]
-        p_items = p_items[p_items >= 0]
-        eligible = p_items[(t - cat.created_t[p_items] < pipeline.new_item_days * DAY) & cat.in_stock[p_items]]
+        slots = order[c][slate.valid[c, order[c]]]
+        per_row.append((c, slots))
+        on_page[slate.items[c, slots]] = True
+    for (c, slots), explored_row, row_p in zip(per_row, placement.explored, placement.propensity, strict=True):
+        items = slate.items[c, slots]
+        relevance = slate.relevance[c, slots]
+        p = pool_index[str(slate.collection_ids[c])]
+        eligible = pool.items[p, explorable[p]]
         eligible = eligible[~on_page[eligible]]
         item_place = explore_slots(items, eligible, pipeline.explore_items,
                                    min(pipeline.explore_first_position, max(len(items) - 1, 0)), rng)
@@ -407,80 +413,88 @@ def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection
     return rows_out
 
 
+_BADGES = tuple(tuple(b for b, on in zip(("new", "explore", "bought before"), (code & 1, code & 2, code & 4),
+                                         strict=True) if on) for code in range(8))
+EXPLORED_REASON = "New: shown to learn how it does"
+BOUGHT_REASON = "You bought this before"
+
+
 def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, float, float]], slate: Slate,
              cat: Catalog, ranker: RankerScorer | None, pair_features: np.ndarray | None, pool: Slate,
              rows_idx: np.ndarray, cols_idx: np.ndarray, user: UserContext, pipeline: PagePipeline,
              ) -> list[CollectionRow]:
-    # Top signals of the shown items: one call for the whole page.
-    contributions: list[dict[str, float]] = []
-    shown_rows = np.repeat(np.arange(len(rows)), [len(r.items) for r in rows])
-    shown_items = np.concatenate([r.items for r in rows]) if rows else np.zeros(0, dtype=np.int64)
-    shown_explored = np.concatenate([r.explored_items for r in rows]) if rows else np.zeros(0, dtype=bool)
-    if ranker is not None and pair_features is not None and len(shown_items):
+    """The page's rows with every shown item's display fields, reason, badges and top signals.
+    Built as columns over the whole page (numpy, then one list per field) and zipped into the
+    slots in one pass: no per-item Python beyond the slot's construction."""
+    lengths = [len(r.items) for r in rows]
+    n = sum(lengths)
+    shown_rows = np.repeat(np.arange(len(rows)), lengths)
+    idx = np.concatenate([r.items for r in rows]).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
+    explored = np.concatenate([r.explored_items for r in rows]) if rows else np.zeros(0, dtype=bool)
+    # Top signals of the ranked (not explored) shown items: one call for the whole page.
+    signals: list[dict[str, float]] = [{} for _ in range(n)]
+    if ranker is not None and pair_features is not None and n:
         # Locate each shown (collection, item) among the scored pairs: sort the pair keys once.
         pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
         width = np.int64(len(cat) + 1)
         pair_key = rows_idx.astype(np.int64) * width + pool.items[rows_idx, cols_idx]
         order = np.argsort(pair_key, kind="stable")
-        wanted = np.asarray([pool_row[r.collection_id] for r in rows], dtype=np.int64)[shown_rows] * width \
-            + shown_items
-        pos = np.minimum(np.searchsorted(pair_key[order], wanted), len(order) - 1)
-        found = (pair_key[order][pos] == wanted) & ~shown_explored
+        sorted_keys = pair_key[order]
+        wanted = np.asarray([pool_row[r.collection_id] for r in rows], dtype=np.int64)[shown_rows] * width + idx
+        pos = np.minimum(np.searchsorted(sorted_keys, wanted), len(order) - 1)
+        found = (sorted_keys[pos] == wanted) & ~explored
         names = tuple(ranker.ranker.feature_names_[: pair_features.shape[1]])
         values = ranker.contributions(pair_features[order[pos[found]]], pair_features, names)
-        contributions = [{} for _ in range(len(shown_items))]
-        for j, v in zip(np.flatnonzero(found), values, strict=True):
-            contributions[j] = v
-    else:
-        contributions = [{} for _ in range(len(shown_items))]
+        for j, v in zip(np.flatnonzero(found).tolist(), values, strict=True):
+            signals[j] = v
     bought = np.zeros(len(cat), dtype=bool)
     if len(user.history):
         bought[user.history.items[user.history.events == 3]] = True
-    # Display fields for every shown item at once (lists: cheap to zip into the slots).
-    idx = shown_items
-    brand = np.where(cat.brand[idx] >= 0, cat.brands[np.maximum(cat.brand[idx], 0)], "") if len(idx) else idx
-    has_cat = cat.category[idx] >= 0
-    cat_id = np.where(has_cat, cat.category_ids[np.maximum(cat.category[idx], 0)], "") if len(idx) else idx
-    cat_name = np.where(has_cat, cat.category_names[np.maximum(cat.category[idx], 0)], "") if len(idx) else idx
-    fields = {
-        "item_id": cat.item_ids[idx].tolist(), "title": cat.titles[idx].tolist(), "brand": list(brand),
-        "category_id": list(cat_id), "category": list(cat_name), "price": np.round(cat.price[idx], 2).tolist(),
-        "image_url": cat.image_urls[idx].tolist(), "has_image": cat.has_image[idx].tolist(),
-        "new": (user.t - cat.created_t[idx] < pipeline.new_item_days * DAY).tolist(),
-        "bought": bought[idx].tolist(),
-    }
+    new = user.t - cat.created_t[idx] < pipeline.new_item_days * DAY
+    was_bought = bought[idx]
+    badge_code = new.astype(np.int64) + 2 * explored + 4 * was_bought
+    cands = [by_id[r.collection_id][0] for r in rows]
+    reason = np.repeat(np.asarray([c.reason for c in cands] + [""], dtype=object)[:-1], lengths)
+    reason = np.where(explored, EXPLORED_REASON, np.where(was_bought, BOUGHT_REASON, reason))
+    relevance = np.concatenate([r.relevance for r in rows]) if rows else np.zeros(0)
+    propensity = np.concatenate([r.propensity for r in rows]) if rows else np.zeros(0)
+    brand_code, cat_code = cat.brand[idx], cat.category[idx]
+    has_cat = cat_code >= 0
+    no_text = np.asarray([""], dtype=object)
+    columns = (
+        cat.item_ids[idx].tolist(),
+        (np.arange(n) - np.repeat(np.cumsum([0, *lengths[:-1]]), lengths)).tolist() if n else [],
+        np.round(np.where(np.isfinite(relevance), relevance, 0.0), 6).tolist(),
+        np.round(propensity, 6).tolist(),
+        cat.titles[idx].tolist(),
+        np.where(brand_code >= 0, cat.brands[np.maximum(brand_code, 0)], no_text).tolist(),
+        np.where(has_cat, cat.category_ids[np.maximum(cat_code, 0)], no_text).tolist(),
+        np.where(has_cat, cat.category_names[np.maximum(cat_code, 0)], no_text).tolist(),
+        np.round(cat.price[idx], 2).tolist(),
+        cat.image_urls[idx].tolist(),
+        cat.has_image[idx].tolist(),
+        explored.tolist(),
+        [_BADGES[code] for code in badge_code.tolist()],
+        reason.tolist(),
+        signals,
+    )
+    slots = list(map(ItemSlot, *columns))
     out: list[CollectionRow] = []
-    k = 0
-    for r, row in enumerate(rows):
-        cand, retrieval, first = by_id[row.collection_id]
-        slots = []
-        relevance = np.round(np.where(np.isfinite(row.relevance), row.relevance, 0.0), 6).tolist()
-        propensity = np.round(row.propensity, 6).tolist()
-        for p, (rel, explored, prop) in enumerate(zip(relevance, row.explored_items.tolist(), propensity,
-                                                      strict=True)):
-            new, was_bought = fields["new"][k], fields["bought"][k]
-            badges = tuple(b for b, on in (("new", new), ("explore", explored), ("bought before", was_bought))
-                           if on)
-            reason = ("New: shown to learn how it does" if explored else
-                      "You bought this before" if was_bought else cand.reason)
-            slots.append(ItemSlot(
-                item_id=fields["item_id"][k], position=p, score=rel, propensity=prop, title=fields["title"][k],
-                brand=fields["brand"][k],
-                category_id=fields["category_id"][k], category=fields["category"][k], price=fields["price"][k],
-                image_url=fields["image_url"][k], has_image=fields["has_image"][k], explore=explored,
-                badges=badges, reason=reason, signals=contributions[k],
-            ))
-            k += 1
-        signals = {**{k: float(v) for k, v in cand.signals.items()}, "prior": round(float(cand.prior), 4),
-                   "first_pass": round(float(first), 4)}
+    start = 0
+    for r, (row, cand, length) in enumerate(zip(rows, cands, lengths, strict=True)):
+        _, retrieval, first = by_id[row.collection_id]
+        row_signals = {**{k: float(v) for k, v in cand.signals.items()}, "prior": round(float(cand.prior), 4),
+                       "first_pass": round(float(first), 4)}
         if np.isfinite(retrieval):
-            signals["retrieval"] = round(float(retrieval), 6)
+            row_signals["retrieval"] = round(float(retrieval), 6)
         out.append(CollectionRow(
             collection_id=row.collection_id, title=cand.title, source=cand.source, generator=cand.generator, row=r,
             score=round(row.score, 6) if np.isfinite(row.score) else 0.0,
             reason="New collection: shown to learn how it does" if row.explored_row else cand.reason,
-            items=tuple(slots), retrieval_score=round(float(retrieval), 6) if np.isfinite(retrieval) else None,
+            items=tuple(slots[start: start + length]),
+            retrieval_score=round(float(retrieval), 6) if np.isfinite(retrieval) else None,
             explore=row.explored_row, pinned=cand.pinned_row >= 0, propensity=round(row.row_propensity, 6),
-            signals=signals,
+            signals=row_signals,
         ))
+        start += length
     return out

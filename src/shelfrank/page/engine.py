@@ -60,6 +60,7 @@ class HomepageEngine:
         self.history_state = history_state
         self._definitions = {d.collection_id: d for d in definitions}
         self.cache = SegmentCache(max_entries=cache_entries)  # 0 disables it
+        self._hydrator: FeatureHydrator | None = None  # made once per feature state (and feature space)
         self.category_repeat_rate = category_repeat_rate
         self.sources: dict[str, CollectionSource] = {}
         self._build_sources()
@@ -142,7 +143,11 @@ class HomepageEngine:
                               reason or "fallback")
 
     def _resources(self, models: PageModels) -> PageResources:
-        hydrator = FeatureHydrator(self.features) if self.features is not None and models.rankers else None
+        hydrator = None
+        if self.features is not None and models.rankers:
+            if self._hydrator is None or self._hydrator.state is not self.features:
+                self._hydrator = FeatureHydrator(self.features)
+            hydrator = self._hydrator
         return PageResources(self.catalog, hydrator, self.sources, models, self.user_context,
                              self.cache if models is self.models else None)
 

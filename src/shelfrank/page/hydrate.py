@@ -57,12 +57,35 @@ class FeatureHydrator:
     def __init__(self, state: InMemoryFeatureState) -> None:
         self.state = state
         self.columns, self.collection_features = _collection_dependent(state.space)
+        self._aligned: tuple[np.ndarray, np.ndarray] | None = None  # (catalog ids, state ids) known equal
 
     def hydrate(self, user_id: str, item_ids: Sequence[str] | np.ndarray, collection_ids: Sequence[str],
                 t: float, context: Mapping[str, str | None]) -> HydratedFeatures:
         context = {k: v for k, v in context.items() if k != "collection_id"}
         item_rows = self.state.get(user_id, item_ids, t, context)
         return HydratedFeatures(item_rows, self._collection_columns(user_id, collection_ids, t), self.columns)
+
+    def hydrate_catalog(self, user_id: str, items: np.ndarray, catalog_ids: np.ndarray,
+                        collection_ids: Sequence[str], t: float,
+                        context: Mapping[str, str | None]) -> HydratedFeatures:
+        """`hydrate` for items given as indices into `catalog_ids` (the page's catalog). When that
+        catalog lists the same items in the same order as the feature state (the usual case: both
+        load the items table sorted by id), the indices are used as they are; else by id."""
+        context = {k: v for k, v in context.items() if k != "collection_id"}
+        if self._same_order(catalog_ids):
+            item_rows = self.state.get_rows(user_id, items, t, context)
+        else:
+            item_rows = self.state.get(user_id, catalog_ids[items], t, context)
+        return HydratedFeatures(item_rows, self._collection_columns(user_id, collection_ids, t), self.columns)
+
+    def _same_order(self, catalog_ids: np.ndarray) -> bool:
+        state_ids = self.state.item_ids
+        if self._aligned is not None and self._aligned[0] is catalog_ids and self._aligned[1] is state_ids:
+            return True
+        if len(catalog_ids) == len(state_ids) and bool(np.all(np.asarray(catalog_ids, dtype=str) == state_ids)):
+            self._aligned = (catalog_ids, state_ids)
+            return True
+        return False
 
     def _collection_columns(self, user_id: str, collection_ids: Sequence[str], t: float) -> np.ndarray:
         st = self.state
@@ -80,8 +103,7 @@ class FeatureHydrator:
                 inputs[c.name] = values[:, j]
         if "user_collection" in st.user_keyed:
             keyed = st.user_keyed["user_collection"]
-            key = np.where((codes >= 0) & (user >= 0), (np.int64(user) << 32) | np.maximum(codes, 0), -1)
-            values = keyed.table.read(np.where(key >= 0, keyed.rows_of(key), -1), t)
+            values = keyed.table.read(keyed.rows_of_user(user, codes), t)
             for j, c in enumerate(keyed.table.counters):
                 inputs[c.name] = values[:, j]
         if "user" in counters:

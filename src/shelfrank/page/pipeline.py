@@ -8,7 +8,7 @@ with each and compares them on ground truth. The runner is ``page/builder.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 
@@ -83,7 +83,9 @@ def configured_default(config=None) -> PagePipeline:
     """DEFAULT with the `[page]` configuration applied (config.PageConfig)."""
     if config is None:
         return DEFAULT
-    return DEFAULT.with_(**config.model_dump())
+    # The [page] keys that are not pipeline choices (how trees are scored) belong to the engine.
+    declared = {f.name for f in fields(PagePipeline)}
+    return DEFAULT.with_(**{k: v for k, v in config.model_dump().items() if k in declared})
 
 
 PIPELINES: dict[str, PagePipeline] = pipelines_from(DEFAULT)

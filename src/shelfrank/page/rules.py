@@ -85,18 +85,21 @@ class DedupeItemsAcrossPage:
     def apply(self, slate: Slate) -> Slate:
         started = time.perf_counter()
         scores = slate.scores.copy()
-        shown = np.zeros(int(slate.items.max(initial=-1)) + 1, dtype=bool)  # by catalog index
+        items = slate.items
+        shown = np.zeros(int(items.max(initial=-1)) + 1, dtype=bool)  # by catalog index
         removed = 0
-        # One pass per row (tens), vectorized within the row.
+        # Each row's slots by descending score, sorted once: removing an item (-inf) only moves it
+        # last, so the order of the others stays valid. One short pass per row (tens).
+        order = slate.display_order()
         for c in np.flatnonzero(slate.live_collections):
-            items = slate.items[c]
-            valid = np.isfinite(scores[c]) & (items >= 0)
-            repeat = valid & shown[np.maximum(items, 0)]
-            scores[c, repeat] = -np.inf
-            removed += int(repeat.sum())
-            keep = np.flatnonzero(valid & ~repeat)
-            top = keep[np.argsort(-scores[c, keep], kind="stable")[: self.visible]]
-            shown[items[top]] = True
+            slots = order[c]
+            row_items = items[c, slots]
+            valid = np.isfinite(scores[c, slots]) & (row_items >= 0)
+            repeat = valid & shown[np.maximum(row_items, 0)]
+            if repeat.any():
+                scores[c, slots[repeat]] = -np.inf
+                removed += int(repeat.sum())
+            shown[row_items[valid & ~repeat][: self.visible]] = True
         trace = StageTrace("dedupe_items_across_page", Counter({"repeated_on_page": removed}),
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, scores=scores)
@@ -149,21 +152,31 @@ class DropSimilarCollections:
     def apply(self, slate: Slate) -> Slate:
         started = time.perf_counter()
         live = np.flatnonzero(slate.live_collections)
-        n_cat = int(self.category.max()) + 2 if len(self.category) else 1
-        kept_hist = np.zeros((len(live), n_cat))
-        n_kept = 0
         dropped = np.zeros(len(slate.collection_ids), dtype=bool)
-        for c in live:
-            valid = np.flatnonzero(slate.valid[c])
-            top = slate.items[c, valid[np.argsort(-slate.scores[c, valid], kind="stable")[: self.visible]]]
-            hist = np.bincount(self.category[top] + 1, minlength=n_cat).astype(np.float64)
-            norm = np.linalg.norm(hist)
-            hist = hist / norm if norm > 0 else hist
-            if slate.pinned_rows[c] < 0 and n_kept and float((kept_hist[:n_kept] @ hist).max()) > self.max_similarity:
-                dropped[c] = True
-                continue
-            kept_hist[n_kept] = hist
-            n_kept += 1
+        if len(live) > 1:
+            similarity = self.row_similarity(slate, live)
+            kept: list[int] = []
+            for i, c in enumerate(live):
+                if slate.pinned_rows[c] < 0 and kept and float(similarity[i, kept].max()) > self.max_similarity:
+                    dropped[c] = True
+                    continue
+                kept.append(i)
         trace = StageTrace("drop_similar_collections", Counter({"similar_collection": int(dropped.sum())}),
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, collection_scores=np.where(dropped, -np.inf, slate.collection_scores))
+
+    def row_similarity(self, slate: Slate, rows: np.ndarray) -> np.ndarray:
+        """(R, R) cosine of the rows' category histograms over their first `visible` shown items,
+        as one product over the categories present on the page (not the catalog's thousands)."""
+        top = slate.display_order()[rows, : self.visible]
+        picked = np.arange(len(rows))[:, None]
+        items = slate.items[rows][picked, top]
+        shown = slate.valid[rows][picked, top]
+        category = np.where(shown, self.category[np.maximum(items, 0)] + 1, -1)  # +1: "no category" counts
+        row_of, col = np.nonzero(shown)
+        present, code = np.unique(category[row_of, col], return_inverse=True)
+        hist = np.zeros((len(rows), len(present)))
+        np.add.at(hist, (row_of, code), 1.0)
+        norm = np.linalg.norm(hist, axis=1, keepdims=True)
+        hist = np.divide(hist, norm, out=np.zeros_like(hist), where=norm > 0)
+        return hist @ hist.T

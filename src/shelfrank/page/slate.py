@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -71,13 +72,23 @@ class Slate:
             pinned_rows=np.asarray(pinned_rows if pinned_rows is not None else [-1] * c, dtype=np.int64),
         )
 
-    @property
+    # Derived arrays, computed once per slate (a slate is immutable: stages return new ones).
+    @cached_property
     def valid(self) -> np.ndarray:
         return (self.items >= 0) & np.isfinite(self.scores)
 
-    @property
+    @cached_property
     def live_collections(self) -> np.ndarray:
         return np.isfinite(self.collection_scores)
+
+    def display_order(self) -> np.ndarray:
+        """(C, n) each row's slots by descending score, ties in slot order; removed and empty
+        slots (-inf) last. The order every "first k shown items" reads."""
+        cached = self.__dict__.get("_display_order")
+        if cached is None:
+            cached = np.argsort(-self.scores, axis=1, kind="stable")
+            self.__dict__["_display_order"] = cached
+        return cached
 
     def with_trace(self, trace: StageTrace, **changes: object) -> Slate:
         return replace(self, trace=(*self.trace, trace), **changes)
