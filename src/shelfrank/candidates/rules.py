@@ -294,7 +294,10 @@ class BecauseYouViewedSource:
             return found[c.in_stock[found]][: self.pool_size]
         category, brand, band = c.category[item], c.brand[item], c.price_band[item]
         same_category = c.items_in_category(category) if category >= 0 else np.zeros(0, dtype=np.int64)
-        same_brand = c.items_of_brand(brand) if brand >= 0 else np.zeros(0, dtype=np.int64)
+        # The brand's list is most popular first (ties by index), the order tier 3 takes: beyond its
+        # first pool_size + |category| + 1 items none can make the cut.
+        same_brand = (c.items_of_brand(brand, limit=self.pool_size + len(same_category) + 1) if brand >= 0
+                      else np.zeros(0, dtype=np.int64))
         found = np.unique(np.concatenate([same_category, same_brand]))
         found = found[found != item]
         in_category = c.category[found] == category
@@ -398,10 +401,8 @@ class NewArrivalsSource:
         self._indexed_items = -1
 
     def _index(self) -> None:
-        """Items by creation time and categories by popularity, rebuilt when the catalog grows."""
+        """Categories by popularity, rebuilt when the catalog grows."""
         c = self.catalog
-        self._by_created = np.argsort(c.created_t, kind="stable")
-        self._created_sorted = c.created_t[self._by_created]
         known = c.category >= 0
         popularity = c.category_popularity()
         has_items = np.bincount(c.category[known], minlength=len(c.category_ids)) > 0
@@ -420,10 +421,14 @@ class NewArrivalsSource:
                                       * _decay(h.ts, user.t, self.half_life_days))[ok])
         personal = bool(ok.any())
         top = _top(scores, self.n_categories) if personal else self._popular_categories
-        lo = np.searchsorted(self._created_sorted, user.t - self.max_age_days * DAY, side="left")
-        hi = np.searchsorted(self._created_sorted, user.t, side="right")
-        recent = self._by_created[lo:hi][::-1]  # newest first
-        items = recent[c.in_stock[recent] & np.isin(c.category[recent], top)][: self.pool_size]
+        # The chosen categories' in-stock items (a few thousand at most), newest first, ties by the
+        # higher index: not a scan of every recent item in the catalog.
+        pooled = [c.items_in_category(int(k)) for k in top]
+        items = np.concatenate(pooled) if pooled else np.zeros(0, dtype=np.int64)
+        created = c.created_t[items]
+        fresh = (created >= user.t - self.max_age_days * DAY) & (created <= user.t)
+        items, created = items[fresh], created[fresh]
+        items = items[np.lexsort((-items, -created))][: self.pool_size]
         if len(items) == 0:
             return []
         return [CandidateCollection(

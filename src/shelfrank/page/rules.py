@@ -86,20 +86,30 @@ class DedupeItemsAcrossPage:
         started = time.perf_counter()
         scores = slate.scores.copy()
         items = slate.items
-        shown = np.zeros(int(items.max(initial=-1)) + 1, dtype=bool)  # by catalog index
-        removed = 0
         # Each row's slots by descending score, sorted once: removing an item (-inf) only moves it
-        # last, so the order of the others stays valid. One short pass per row (tens).
+        # last, so the order of the others stays valid. Rows are tens of slots: plain Python over
+        # lists beats a dozen numpy calls per row.
         order = slate.display_order()
-        for c in np.flatnonzero(slate.live_collections):
-            slots = order[c]
-            row_items = items[c, slots]
-            valid = np.isfinite(scores[c, slots]) & (row_items >= 0)
-            repeat = valid & shown[np.maximum(row_items, 0)]
-            if repeat.any():
-                scores[c, slots[repeat]] = -np.inf
-                removed += int(repeat.sum())
-            shown[row_items[valid & ~repeat][: self.visible]] = True
+        live = np.flatnonzero(slate.live_collections)
+        sorted_items = np.take_along_axis(items, order, axis=1)[live].tolist()
+        sorted_valid = np.take_along_axis(slate.valid, order, axis=1)[live].tolist()
+        shown: set[int] = set()
+        drop_rows, drop_slots = [], []
+        for r, (row_items, row_valid) in enumerate(zip(sorted_items, sorted_valid, strict=True)):
+            first: list[int] = []
+            for k, (item, ok) in enumerate(zip(row_items, row_valid, strict=True)):
+                if not ok:
+                    continue
+                if item in shown:
+                    drop_rows.append(r)
+                    drop_slots.append(k)
+                elif len(first) < self.visible:
+                    first.append(item)
+            shown.update(first)
+        if drop_rows:
+            rows = live[drop_rows]
+            scores[rows, order[rows, drop_slots]] = -np.inf
+        removed = len(drop_rows)
         trace = StageTrace("dedupe_items_across_page", Counter({"repeated_on_page": removed}),
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, scores=scores)
@@ -130,7 +140,8 @@ class InsertPinnedCollections:
         order: list[int] = list(free)
         for c in sorted(pinned, key=lambda c: slate.pinned_rows[c]):
             order.insert(min(int(slate.pinned_rows[c]), len(order)), c)
-        order += [c for c in range(len(slate.collection_ids)) if c not in set(live)]
+        is_live = set(live.tolist())
+        order += [c for c in range(len(slate.collection_ids)) if c not in is_live]
         index = np.asarray(order, dtype=np.int64)
         trace = StageTrace("insert_pinned_collections", seconds=time.perf_counter() - started)
         return slate.reorder_collections(index, trace)

@@ -142,9 +142,13 @@ class RankerScorer:
             z = np.where(std > 0, (X - mean) / np.where(std > 0, std, 1.0), 0.0)
         weight = np.round(np.nan_to_num(z * share[None, :]), 4)
         order = np.argsort(-np.abs(weight), axis=1)[:, :top]
-        picked = np.take_along_axis(weight, order, axis=1).tolist()
+        picked = np.take_along_axis(weight, order, axis=1)
         labels = np.asarray(names, dtype=object)[order].tolist()
-        return [{n: v for n, v in zip(ns, vs, strict=True) if v != 0.0} for ns, vs in zip(labels, picked, strict=True)]
+        values_list = picked.tolist()
+        out = [dict(zip(ns, vs, strict=True)) for ns, vs in zip(labels, values_list, strict=True)]
+        for i in np.flatnonzero((picked == 0.0).any(axis=1)).tolist():  # rare: fewer than `top` signals
+            out[i] = {n: v for n, v in out[i].items() if v != 0.0}
+        return out
 
 
 class PopularityScorer:
