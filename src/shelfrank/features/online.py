@@ -43,6 +43,10 @@ class FeatureState(Protocol):
             context: Mapping[str, str | None] | None = None) -> np.ndarray: ...
 
 
+# Streams read per item; the others (user, session, collection, user x collection) once per request.
+PER_ITEM_STREAMS = frozenset({"item", "user_item", *STREAM_ITEM_ATTRIBUTE})
+
+
 def seconds(ts: datetime | float | np.datetime64) -> float:
     """Seconds since the epoch with the same arithmetic as offline: int microseconds / 1e6."""
     if isinstance(ts, datetime):
@@ -141,26 +145,29 @@ class CounterTable:
         self.anchor[touched] = anchor
 
     def read(self, rows: np.ndarray, t: float) -> np.ndarray:
-        """Values at time t; rows < 0 (unknown keys) read as no events: 0, and NaN for last times."""
-        known = rows >= 0
-        if self.rows == 0:
-            out = np.zeros((len(rows), len(self.rates)))
-            out[:, self.is_last] = np.nan
-            return out
-        safe = np.where(known, rows, 0)
-        out = self.values[safe]
-        if len(self.decay_rates):
-            gap = t - self.anchor[safe]
+        """Values at time t; rows < 0 (unknown keys) read as no events: 0, and NaN for last times.
+        Only the known rows are decayed: a user has touched few of the page's items, brands and
+        categories, so most keyed reads are mostly unknown rows."""
+        n = len(rows)
+        has_last = self.is_last.any()
+        known = np.flatnonzero(rows >= 0) if self.rows else np.zeros(0, dtype=np.int64)
+        all_known = len(known) == n
+        picked = rows if all_known else rows[known]
+        values = self.values[picked]
+        if len(self.decay_rates) and len(picked):
+            gap = t - self.anchor[picked]
             gap[~np.isfinite(gap)] = 0.0
-            out[:, self.decays] *= np.exp(-np.outer(gap, self.decay_rates))
-        if not known.all():
-            out[~known] = 0.0
-            if self.is_last.any():
-                out[np.ix_(~known, self.is_last)] = np.nan
-        if self.is_last.any():
-            last = out[:, self.is_last]
+            values[:, self.decays] *= np.exp(-np.outer(gap, self.decay_rates))
+        if has_last and len(picked):
+            last = values[:, self.is_last]
             last[np.isinf(last)] = np.nan
-            out[:, self.is_last] = last
+            values[:, self.is_last] = last
+        if all_known:
+            return values
+        out = np.zeros((n, len(self.rates)))
+        if has_last:
+            out[:, self.is_last] = np.nan
+        out[known] = values
         return out
 
 
@@ -466,15 +473,57 @@ class InMemoryFeatureState:
 
     def inputs_at(self, user_id: str, item: np.ndarray, ts: datetime | float,
                   context: Mapping[str, str | None] | None = None) -> dict[str, np.ndarray]:
+        """The formulas' inputs for items given by their rows (-1 unknown): the request's own
+        (user, session, context, collection: length-1 arrays) and the per-item ones."""
+        return {**self.request_inputs(user_id, ts, context), **self.item_inputs(user_id, item, ts)}
+
+    def request_inputs(self, user_id: str, ts: datetime | float,
+                       context: Mapping[str, str | None] | None = None) -> dict[str, np.ndarray]:
+        """The inputs that do not depend on the item, as length-1 arrays the formulas broadcast: read
+        once per request however many items are scored."""
         context = context or {}
         t = seconds(ts)
+        code = self.user_codes.get(user_id, -1)
+        session_id = str(context.get("session_id") or "")
+        collection = self.collection_codes.get(str(context.get("collection_id") or ""), -1)
+        inputs: dict[str, np.ndarray] = {}
+        for stream, counters in self.counters.items():
+            if stream in PER_ITEM_STREAMS:
+                continue
+            values = self._read_stream(stream, code, np.zeros(0, dtype=np.int64), t, session_id, collection)
+            for j, c in enumerate(counters):
+                inputs[c.name] = values[:, j]
+        location, subscription = self.profiles.get(user_id, ("", ""))
+        source, size = self.collection_profiles.get(str(context.get("collection_id") or ""), ("", np.nan))
+        inputs.update({
+            "context.t": np.array([t]),
+            "context.surface": np.array([str(context.get("surface") or "")]),
+            "context.location": np.array([str(context.get("location") or "")]),
+            "user.location": np.array([location]),
+            "user.subscription": np.array([subscription]),
+            "collection.source": np.array([source]),
+            "collection.size": np.array([size]),
+        })
+        for taste in self.tastes:
+            row = code
+            if taste.stream == "session" and not self._in_current_session(code, session_id):
+                row = -1
+            inputs[taste.name] = self.taste_tables[taste.name].read(np.array([row]), t)
+        return inputs
+
+    def item_inputs(self, user_id: str, item: np.ndarray, ts: datetime | float) -> dict[str, np.ndarray]:
+        """The inputs that depend on the item (rows in this state's catalog, -1 unknown): the item's
+        counters and attributes and the user's counters keyed by the item or its attributes."""
+        t = seconds(ts)
+        item = np.asarray(item, dtype=np.int64)
         known = item >= 0
         safe = np.where(known, item, 0)
         code = self.user_codes.get(user_id, -1)
         inputs: dict[str, np.ndarray] = {}
         for stream, counters in self.counters.items():
-            values = self._read_stream(stream, code, item, t, str(context.get("session_id") or ""),
-                                       self.collection_codes.get(str(context.get("collection_id") or ""), -1))
+            if stream not in PER_ITEM_STREAMS:
+                continue
+            values = self._read_stream(stream, code, item, t, "", -1)
             for j, c in enumerate(counters):
                 inputs[c.name] = values[:, j]
 
@@ -486,30 +535,42 @@ class InMemoryFeatureState:
         price = np.where(np.isnan(price), per_item(self.catalog_price), price)
         stock = per_item(self.stock_now)
         stock = np.where(np.isnan(stock), per_item(self.catalog_in_stock), stock)
-        location, subscription = self.profiles.get(user_id, ("", ""))
-        source, size = self.collection_profiles.get(str(context.get("collection_id") or ""), ("", np.nan))
         inputs.update({
-            "context.t": np.array([t]),
-            "context.surface": np.array([str(context.get("surface") or "")]),
-            "context.location": np.array([str(context.get("location") or "")]),
-            "user.location": np.array([location]),
-            "user.subscription": np.array([subscription]),
             "item.price": price,
             "item.category_median_price": per_item(self.category_median_price),
             "item.has_image": per_item(self.has_image),
             "item.created_t": per_item(self.created_t),
             "item.in_stock": stock,
-            "collection.source": np.array([source]),
-            "collection.size": np.array([size]),
         })
         if self.tastes:
             inputs[ITEM_VECTOR] = np.where(known[:, None], self.catalog_vectors[safe], 0.0)
-            session_id = str(context.get("session_id") or "")
-            for taste in self.tastes:
-                row = code
-                if taste.stream == "session" and not self._in_current_session(code, session_id):
-                    row = -1
-                inputs[taste.name] = self.taste_tables[taste.name].read(np.array([row]), t)
+        return inputs
+
+    def collection_inputs(self, user_id: str, collection_ids: Sequence[str],
+                          ts: datetime | float) -> dict[str, np.ndarray]:
+        """The inputs that depend on the collection, for many collections at once (one entry per
+        collection): the collection's counters, the user's counters on it, its source and size;
+        plus the user's own counters and the time, which collection formulas combine with them."""
+        t = seconds(ts)
+        codes = np.asarray([self.collection_codes.get(c, -1) for c in collection_ids], dtype=np.int64)
+        user = self.user_codes.get(user_id, -1)
+        inputs: dict[str, np.ndarray] = {"context.t": np.array([t])}
+        if "collection" in self.counters:
+            values = self.collection_totals.read(codes, t)
+            for j, c in enumerate(self.counters["collection"]):
+                inputs[c.name] = values[:, j]
+        if "user_collection" in self.user_keyed:
+            keyed = self.user_keyed["user_collection"]
+            values = keyed.table.read(keyed.rows_of_user(user, codes), t)
+            for j, c in enumerate(keyed.table.counters):
+                inputs[c.name] = values[:, j]
+        if "user" in self.counters:
+            values = self.user_totals.read(np.array([user]), t)
+            for j, c in enumerate(self.counters["user"]):
+                inputs[c.name] = values[:, j]
+        profiles = [self.collection_profiles.get(c, ("", np.nan)) for c in collection_ids]
+        inputs["collection.source"] = np.asarray([p[0] for p in profiles], dtype=object)
+        inputs["collection.size"] = np.asarray([p[1] for p in profiles], dtype=np.float64)
         return inputs
 
     def _in_current_session(self, user: int, session_id: str) -> bool:

@@ -184,13 +184,13 @@ def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequ
     retrieval_scores = np.full(len(kept), np.nan)
     n_keep = int(np.ceil(request.rows * pipeline.keep_per_row)) + 2
     use_retrieval = pipeline.retrieval and resources.models.retrieval is not None and hydrator is not None
+    reads = hydrator.for_request(user.user_id, user.t, context) if hydrator is not None else None
     if use_retrieval and len(kept) > 0:
         leading = [c.items[: pipeline.retrieval_items] for c in kept]
         flat = np.concatenate(leading)
         unique, item_row = np.unique(flat, return_inverse=True)
         owner = np.repeat(np.arange(len(kept)), [len(x) for x in leading])
-        feats = hydrator.hydrate_catalog(user.user_id, unique, cat.item_ids, [c.collection_id for c in kept], user.t,
-                                         context)
+        feats = reads.hydrate(unique, cat.item_ids, [c.collection_id for c in kept])
         shown = np.minimum([len(c.items) for c in kept], request.items).astype(np.float64)
         retrieval_scores = resources.models.retrieval.score(feats, CollectionBatch(owner, item_row, len(kept)), shown)
         order_value = retrieval_scores
@@ -212,10 +212,9 @@ def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequ
     rows_idx, cols_idx = np.nonzero(valid)
     pair_items = slate.items[rows_idx, cols_idx]
     pair_features = None
-    if ranker is not None and hydrator is not None and len(pair_items):
+    if ranker is not None and reads is not None and len(pair_items):
         unique, item_row = np.unique(pair_items, return_inverse=True)
-        feats = hydrator.hydrate_catalog(user.user_id, unique, cat.item_ids, [c.collection_id for c in chosen],
-                                         user.t, context)
+        feats = reads.hydrate(unique, cat.item_ids, [c.collection_id for c in chosen])
         pair_features = feats.pairs(rows_idx, item_row)
         pair_scores = ranker.score(pair_features)
     else:

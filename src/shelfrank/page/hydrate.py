@@ -54,63 +54,81 @@ class HydratedFeatures:
 
 
 class FeatureHydrator:
+    """Made once per feature state; `for_request` gives one request's reads."""
+
     def __init__(self, state: InMemoryFeatureState) -> None:
         self.state = state
         self.columns, self.collection_features = _collection_dependent(state.space)
         self._aligned: tuple[np.ndarray, np.ndarray] | None = None  # (catalog ids, state ids) known equal
 
+    def for_request(self, user_id: str, t: float, context: Mapping[str, str | None]) -> RequestFeatures:
+        return RequestFeatures(self, user_id, t, context)
+
     def hydrate(self, user_id: str, item_ids: Sequence[str] | np.ndarray, collection_ids: Sequence[str],
                 t: float, context: Mapping[str, str | None]) -> HydratedFeatures:
-        context = {k: v for k, v in context.items() if k != "collection_id"}
-        item_rows = self.state.get(user_id, item_ids, t, context)
-        return HydratedFeatures(item_rows, self._collection_columns(user_id, collection_ids, t), self.columns)
+        """Features of items given by id (unknown ids read as no events) in the given collections."""
+        ids = np.asarray(item_ids, dtype=str)
+        return self.for_request(user_id, t, context).hydrate(np.arange(len(ids)), ids, collection_ids)
 
-    def hydrate_catalog(self, user_id: str, items: np.ndarray, catalog_ids: np.ndarray,
-                        collection_ids: Sequence[str], t: float,
-                        context: Mapping[str, str | None]) -> HydratedFeatures:
-        """`hydrate` for items given as indices into `catalog_ids` (the page's catalog). When that
-        catalog lists the same items in the same order as the feature state (the usual case: both
-        load the items table sorted by id), the indices are used as they are; else by id."""
-        context = {k: v for k, v in context.items() if k != "collection_id"}
-        if self._same_order(catalog_ids):
-            item_rows = self.state.get_rows(user_id, items, t, context)
-        else:
-            item_rows = self.state.get(user_id, catalog_ids[items], t, context)
-        return HydratedFeatures(item_rows, self._collection_columns(user_id, collection_ids, t), self.columns)
-
-    def _same_order(self, catalog_ids: np.ndarray) -> bool:
+    def state_rows(self, items: np.ndarray, catalog_ids: np.ndarray) -> np.ndarray:
+        """Rows in the feature state of items given as indices into `catalog_ids`. When the catalog
+        lists the same items in the same order as the state (the usual case: both load the items
+        table sorted by id), the indices are the rows; else they are looked up by id."""
         state_ids = self.state.item_ids
-        if self._aligned is not None and self._aligned[0] is catalog_ids and self._aligned[1] is state_ids:
-            return True
-        if len(catalog_ids) == len(state_ids) and bool(np.all(np.asarray(catalog_ids, dtype=str) == state_ids)):
-            self._aligned = (catalog_ids, state_ids)
-            return True
-        return False
+        aligned = self._aligned is not None and self._aligned[0] is catalog_ids and self._aligned[1] is state_ids
+        if not aligned and len(catalog_ids) == len(state_ids) \
+                and bool(np.all(np.asarray(catalog_ids, dtype=str) == state_ids)):
+            self._aligned, aligned = (catalog_ids, state_ids), True
+        return items if aligned else self.state.item_index(np.asarray(catalog_ids)[items])
 
-    def _collection_columns(self, user_id: str, collection_ids: Sequence[str], t: float) -> np.ndarray:
-        st = self.state
-        n = len(collection_ids)
-        if n == 0 or len(self.columns) == 0:
-            return np.zeros((n, len(self.columns)))
-        t = seconds(t)
-        codes = np.asarray([st.collection_codes.get(c, -1) for c in collection_ids], dtype=np.int64)
-        user = st.user_codes.get(user_id, -1)
-        inputs: dict[str, np.ndarray] = {"context.t": np.array([t])}
-        counters = st.counters
-        if "collection" in counters:
-            values = st.collection_totals.read(codes, t)
-            for j, c in enumerate(counters["collection"]):
-                inputs[c.name] = values[:, j]
-        if "user_collection" in st.user_keyed:
-            keyed = st.user_keyed["user_collection"]
-            values = keyed.table.read(keyed.rows_of_user(user, codes), t)
-            for j, c in enumerate(keyed.table.counters):
-                inputs[c.name] = values[:, j]
-        if "user" in counters:
-            values = st.user_totals.read(np.array([user]), t)
-            for j, c in enumerate(counters["user"]):
-                inputs[c.name] = values[:, j]
-        profiles = [st.collection_profiles.get(c, ("", np.nan)) for c in collection_ids]
-        inputs["collection.source"] = np.asarray([p[0] for p in profiles], dtype=object)
-        inputs["collection.size"] = np.asarray([p[1] for p in profiles], dtype=np.float64)
-        return feature_matrix(self.collection_features, inputs, st.space.vocabularies, rows=n)
+
+class RequestFeatures:
+    """One request's feature reads. The request-level inputs (user, session, context) are read once;
+    item rows and collection columns are kept, so the ranking stage reads only the items and
+    collections the retrieval stage did not (the chosen collections are among the retrieved)."""
+
+    def __init__(self, hydrator: FeatureHydrator, user_id: str, t: float, context: Mapping[str, str | None]) -> None:
+        self.hydrator = hydrator
+        self.state = hydrator.state
+        self.user_id = user_id
+        self.t = seconds(t)
+        self.context = {k: v for k, v in context.items() if k != "collection_id"}
+        self._request_inputs: dict[str, np.ndarray] | None = None
+        self._items = np.zeros(0, dtype=np.int64)  # sorted keys of the rows below
+        self._item_rows = np.zeros((0, len(self.state.space.features)))
+        self._collections: dict[str, int] = {}
+        self._collection_rows = np.zeros((0, len(hydrator.columns)))
+
+    def hydrate(self, items: np.ndarray, catalog_ids: np.ndarray, collection_ids: Sequence[str]) -> HydratedFeatures:
+        """Item rows (in the order of `items`, indices into `catalog_ids`) and collection columns (in
+        the order of `collection_ids`)."""
+        items = np.asarray(items, dtype=np.int64)
+        return HydratedFeatures(self._rows_of_items(items, catalog_ids), self._columns_of(collection_ids),
+                                self.hydrator.columns)
+
+    def _rows_of_items(self, items: np.ndarray, catalog_ids: np.ndarray) -> np.ndarray:
+        new = np.setdiff1d(items, self._items)
+        if len(new):
+            if self._request_inputs is None:
+                self._request_inputs = self.state.request_inputs(self.user_id, self.t, self.context)
+            rows = self.hydrator.state_rows(new, catalog_ids)
+            inputs = {**self._request_inputs, **self.state.item_inputs(self.user_id, rows, self.t)}
+            matrix = self.state.space.matrix(inputs, rows=len(new))
+            keys = np.concatenate([self._items, new])
+            order = np.argsort(keys, kind="stable")
+            self._items = keys[order]
+            self._item_rows = np.concatenate([self._item_rows, matrix])[order]
+        return self._item_rows[np.searchsorted(self._items, items)]
+
+    def _columns_of(self, collection_ids: Sequence[str]) -> np.ndarray:
+        ids = [str(c) for c in collection_ids]
+        new = list(dict.fromkeys(c for c in ids if c not in self._collections))
+        if new and len(self.hydrator.columns):
+            inputs = self.state.collection_inputs(self.user_id, new, self.t)
+            block = feature_matrix(self.hydrator.collection_features, inputs, self.state.space.vocabularies,
+                                   rows=len(new))
+            self._collections.update({c: len(self._collection_rows) + i for i, c in enumerate(new)})
+            self._collection_rows = np.concatenate([self._collection_rows, block])
+        if not len(self.hydrator.columns):
+            return np.zeros((len(ids), 0))
+        return self._collection_rows[[self._collections[c] for c in ids]]

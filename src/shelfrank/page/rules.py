@@ -165,10 +165,12 @@ class DropSimilarCollections:
         live = np.flatnonzero(slate.live_collections)
         dropped = np.zeros(len(slate.collection_ids), dtype=bool)
         if len(live) > 1:
-            similarity = self.row_similarity(slate, live)
+            similarity = (self.row_similarity(slate, live) > self.max_similarity).tolist()
+            pinned = (slate.pinned_rows[live] >= 0).tolist()
             kept: list[int] = []
-            for i, c in enumerate(live):
-                if slate.pinned_rows[c] < 0 and kept and float(similarity[i, kept].max()) > self.max_similarity:
+            for i, c in enumerate(live.tolist()):
+                too_similar = similarity[i]
+                if not pinned[i] and any(too_similar[j] for j in kept):
                     dropped[c] = True
                     continue
                 kept.append(i)
@@ -186,8 +188,8 @@ class DropSimilarCollections:
         category = np.where(shown, self.category[np.maximum(items, 0)] + 1, -1)  # +1: "no category" counts
         row_of, col = np.nonzero(shown)
         present, code = np.unique(category[row_of, col], return_inverse=True)
-        hist = np.zeros((len(rows), len(present)))
-        np.add.at(hist, (row_of, code), 1.0)
+        hist = np.bincount(row_of * len(present) + code, minlength=len(rows) * len(present)).astype(np.float64)
+        hist = hist.reshape(len(rows), len(present))
         norm = np.linalg.norm(hist, axis=1, keepdims=True)
         hist = np.divide(hist, norm, out=np.zeros_like(hist), where=norm > 0)
         return hist @ hist.T

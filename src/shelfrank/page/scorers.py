@@ -138,9 +138,8 @@ class RankerScorer:
         count = np.maximum(finite.sum(axis=0), 1)
         mean = np.where(finite, reference, 0.0).sum(axis=0) / count
         std = np.sqrt(np.where(finite, (reference - mean) ** 2, 0.0).sum(axis=0) / count)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where(std > 0, (X - mean) / np.where(std > 0, std, 1.0), 0.0)
-        weight = np.round(np.nan_to_num(z * share[None, :]), 4)
+        scale = np.where(std > 0, share / np.where(std > 0, std, 1.0), 0.0)  # z-score times gain share
+        weight = np.round(np.nan_to_num((X - mean) * scale), 4)
         order = np.argsort(-np.abs(weight), axis=1)[:, :top]
         picked = np.take_along_axis(weight, order, axis=1)
         labels = np.asarray(names, dtype=object)[order].tolist()
