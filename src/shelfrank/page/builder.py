@@ -372,42 +372,51 @@ class _Row:
 
 def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection], pipeline: PagePipeline,
                      request: PageRequest, t: float, cat: Catalog, rng: np.random.Generator) -> list[_Row]:
-    live = [c for c in np.flatnonzero(slate.live_collections)]
-    shown_rows = np.asarray(live[: request.rows], dtype=np.int64)
-    spare = live[request.rows:]
+    live = np.flatnonzero(slate.live_collections)
+    shown_rows = live[: request.rows]
     created = {c.collection_id: c.created_t for c in chosen}
-    new_rows = np.asarray([c for c in spare if t - created.get(str(slate.collection_ids[c]), -np.inf)
-                           < pipeline.new_item_days * DAY], dtype=np.int64)
+    new_rows = np.asarray([c for c in live[request.rows:].tolist()
+                           if t - created.get(str(slate.collection_ids[c]), -np.inf) < pipeline.new_item_days * DAY],
+                          dtype=np.int64)
     placement = explore_slots(shown_rows, new_rows, pipeline.explore_collections,
                               min(pipeline.explore_first_row, max(len(shown_rows) - 1, 0)), rng)
+    rows = np.asarray(placement.shown, dtype=np.int64)
+    # Every shown row's first `items` slots in display order, as (R, items) matrices: valid slots
+    # come first (removed ones are -inf, sorted last).
+    order = slate.display_order()[rows, : request.items]
+    at = (rows[:, None], order)
+    items, relevance, n_valid = slate.items[at], slate.relevance[at], slate.valid[at].sum(axis=1).tolist()
     on_page = np.zeros(len(cat), dtype=bool)
-    rows_out: list[_Row] = []
+    on_page[np.concatenate([items[r, :k] for r, k in enumerate(n_valid)]) if len(rows) else []] = True
+    # Items exploration may place in a row: its pool's new, in-stock items not yet on the page.
     pool_index = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
-    # Pool items exploration may place: new and in stock (one mask for the whole pool).
-    pool_items = np.maximum(pool.items, 0)
-    explorable = (pool.items >= 0) & (t - cat.created_t[pool_items] < pipeline.new_item_days * DAY) \
-        & cat.in_stock[pool_items]
-    order = slate.display_order()[:, : request.items]
-    per_row = []
-    for c in placement.shown:
-        slots = order[c][slate.valid[c, order[c]]]
-        per_row.append((c, slots))
-        on_page[slate.items[c, slots]] = True
-    for (c, slots), explored_row, row_p in zip(per_row, placement.explored, placement.propensity, strict=True):
-        items = slate.items[c, slots]
-        relevance = slate.relevance[c, slots]
-        p = pool_index[str(slate.collection_ids[c])]
-        eligible = pool.items[p, explorable[p]]
-        eligible = eligible[~on_page[eligible]]
-        item_place = explore_slots(items, eligible, pipeline.explore_items,
-                                   min(pipeline.explore_first_position, max(len(items) - 1, 0)), rng)
-        shown = item_place.shown
-        rel = np.full(len(shown), np.nan)
-        keep = ~item_place.explored
-        rel[keep] = relevance[: keep.sum()]
-        on_page[shown] = True
-        rows_out.append(_Row(str(slate.collection_ids[c]), shown, rel, item_place.explored,
-                             item_place.propensity * row_p, float(row_p), bool(explored_row),
+    pool_rows = np.asarray([pool_index[str(slate.collection_ids[c])] for c in rows.tolist()], dtype=np.int64)
+    candidates = pool.items[pool_rows]
+    safe = np.maximum(candidates, 0)
+    explorable = (candidates >= 0) & (t - cat.created_t[safe] < pipeline.new_item_days * DAY) & cat.in_stock[safe]
+    eligible = explorable & ~on_page[safe]
+    has_eligible = eligible.any(axis=1).tolist()
+    rows_out: list[_Row] = []
+    changed = False  # an explored item joined the page: later rows' eligible items are read again
+    for r, (c, explored_row, row_p) in enumerate(zip(rows.tolist(), placement.explored.tolist(),
+                                                     placement.propensity.tolist(), strict=True)):
+        k = n_valid[r]
+        row_items = items[r, :k]
+        if changed:
+            has_eligible[r] = bool((explorable[r] & ~on_page[safe[r]]).any())
+        pickable = candidates[r][explorable[r] & ~on_page[safe[r]]] if has_eligible[r] else candidates[r, :0]
+        item_place = explore_slots(row_items, pickable, pipeline.explore_items,
+                                   min(pipeline.explore_first_position, max(k - 1, 0)), rng)
+        if item_place.explored.any():
+            rel = np.full(k, np.nan)
+            keep = ~item_place.explored
+            rel[keep] = relevance[r, : keep.sum()]
+            on_page[item_place.shown] = True
+            changed = True
+        else:
+            rel = relevance[r, :k].copy()
+        rows_out.append(_Row(str(slate.collection_ids[c]), item_place.shown, rel, item_place.explored,
+                             item_place.propensity * row_p, row_p, explored_row,
                              float(slate.collection_scores[c])))
     return rows_out
 

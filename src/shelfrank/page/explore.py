@@ -21,6 +21,7 @@ propensity is its row's propensity times its own within the row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,23 +35,30 @@ class Placement:
     propensity: np.ndarray  # float, per shown entry
 
 
+@lru_cache(maxsize=256)
+def _slot_after(k: int, first: int) -> np.ndarray:
+    """P(slot > q) for q = 0..k-1, the slot uniform on [first, k) (read-only: shared between calls)."""
+    after = np.clip(k - 1 - np.maximum(np.arange(k), first - 1), 0, None) / (k - first)
+    after.flags.writeable = False
+    return after
+
+
 def explore_slots(deterministic: np.ndarray, eligible: np.ndarray, epsilon: float, first: int,
                   rng: np.random.Generator) -> Placement:
     """Maybe put one of `eligible` into `deterministic` (a row's items or the page's rows)."""
     k = len(deterministic)
-    positions = np.arange(k)
     n_slots = k - first
     if epsilon <= 0 or n_slots <= 0 or len(eligible) == 0:
         return Placement(deterministic, np.zeros(k, dtype=bool), np.ones(k))
     # P(slot > q) and P(slot <= q) for a slot uniform on [first, k).
-    after = np.clip(k - 1 - np.maximum(positions, first - 1), 0, None) / n_slots
-    upto = 1.0 - after
+    after = _slot_after(k, first)
     if rng.random() >= epsilon:
         return Placement(deterministic, np.zeros(k, dtype=bool), (1.0 - epsilon) + epsilon * after)
     slot = int(rng.integers(first, k))
     pick = eligible[int(rng.integers(len(eligible)))]
     shown = np.concatenate([deterministic[:slot], [pick], deterministic[slot:-1]]).astype(deterministic.dtype)
-    explored = positions == slot
+    explored = np.arange(k) == slot
+    upto = 1.0 - after
     propensity = np.empty(k)
     propensity[:slot] = (1.0 - epsilon) + epsilon * after[:slot]
     propensity[slot] = epsilon / n_slots / len(eligible)
