@@ -19,6 +19,7 @@ from datetime import datetime
 import duckdb
 import numpy as np
 
+from shelfrank.arrays import in_sorted, unique_sorted
 from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
 from shelfrank.store.catalog import Catalog, CuratedDefinition
 from shelfrank.store.history import ADD_TO_CART, CLICK, PURCHASE, HistoryState, UserHistory
@@ -298,7 +299,7 @@ class BecauseYouViewedSource:
         # first pool_size + |category| + 1 items none can make the cut.
         same_brand = (c.items_of_brand(brand, limit=self.pool_size + len(same_category) + 1) if brand >= 0
                       else np.zeros(0, dtype=np.int64))
-        found = np.unique(np.concatenate([same_category, same_brand]))
+        found = unique_sorted(np.concatenate([same_category, same_brand]))
         found = found[found != item]
         in_category = c.category[found] == category
         gap = np.where((band >= 0) & (c.price_band[found] >= 0), np.abs(c.price_band[found] - band), 99)
@@ -330,7 +331,7 @@ class TrendingNearYouSource:
         items = local
         if len(local) < self.pool_size:
             everywhere = self._in_stock(None, user.t, k)
-            items = np.concatenate([local, everywhere[~np.isin(everywhere, local)]])[: self.pool_size]
+            items = np.concatenate([local, everywhere[~in_sorted(everywhere, np.sort(local))]])[: self.pool_size]
         if len(items) == 0:
             return []
         near = len(local) > 0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shelfrank.arrays import in_sorted, unique_sorted
 from shelfrank.features.definitions import Feature, FeatureSpace, feature_matrix
 from shelfrank.features.online import InMemoryFeatureState, seconds
 
@@ -107,7 +108,7 @@ class RequestFeatures:
                                 self.hydrator.columns)
 
     def _rows_of_items(self, items: np.ndarray, catalog_ids: np.ndarray) -> np.ndarray:
-        new = np.setdiff1d(items, self._items)
+        new = unique_sorted(items[~in_sorted(items, self._items)])
         if len(new):
             if self._request_inputs is None:
                 self._request_inputs = self.state.request_inputs(self.user_id, self.t, self.context)
