@@ -28,15 +28,37 @@ class PopularCategoriesSource:
         # on the few categories proposed, not on the whole catalog.
         self.weight = catalog.category_popularity()
         self.order = np.argsort(-self.weight, kind="stable")
+        # The proposals are the same for everyone until the stock of an item in one of the categories
+        # they looked at changes: kept with that stock, and checked (one gather) per request.
+        self._cached: list[CandidateCollection] | None = None
+        self._watched = np.zeros(0, dtype=np.int64)
+        self._watched_stock = np.zeros(0, dtype=bool)
+        self._watched_lists: np.ndarray | None = None
 
     def propose(self, user: UserContext) -> list[CandidateCollection]:
         cat = self.catalog
+        if (self._cached is not None and self._watched_lists is cat.category_items
+                and np.array_equal(cat.in_stock[self._watched], self._watched_stock)):
+            return list(self._cached)
+        out = self._propose()
+        looked = self._looked
+        self._watched = (np.concatenate([cat.category_items[cat.category_indptr[c]: cat.category_indptr[c + 1]]
+                                         for c in looked]) if looked else np.zeros(0, dtype=np.int64))
+        self._watched_stock = cat.in_stock[self._watched].copy()
+        self._watched_lists = cat.category_items
+        self._cached = out
+        return list(out)
+
+    def _propose(self) -> list[CandidateCollection]:
+        cat = self.catalog
+        self._looked: list[int] = []
         weight, order = self.weight, self.order
         top = weight[order[0]] if len(order) else 0.0
         out: list[CandidateCollection] = []
         for c in order:
             if len(out) >= self.n_collections or weight[c] <= 0:
                 break
+            self._looked.append(int(c))
             items = cat.items_in_category(int(c), self.pool_size)
             if len(items) < self.min_items:
                 continue

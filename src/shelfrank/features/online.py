@@ -527,8 +527,10 @@ class InMemoryFeatureState:
             for j, c in enumerate(counters):
                 inputs[c.name] = values[:, j]
 
+        all_known = bool(known.all())
+
         def per_item(values: np.ndarray) -> np.ndarray:
-            return np.where(known, values[safe], np.nan)
+            return values[item].astype(np.float64, copy=False) if all_known else np.where(known, values[safe], np.nan)
 
         # The latest inventory update if there was one, else the catalog (only the requested rows).
         price = per_item(self.price_now)
@@ -543,7 +545,8 @@ class InMemoryFeatureState:
             "item.in_stock": stock,
         })
         if self.tastes:
-            inputs[ITEM_VECTOR] = np.where(known[:, None], self.catalog_vectors[safe], 0.0)
+            inputs[ITEM_VECTOR] = (self.catalog_vectors[item].astype(np.float64, copy=False) if all_known
+                                   else np.where(known[:, None], self.catalog_vectors[safe], 0.0))
         return inputs
 
     def collection_inputs(self, user_id: str, collection_ids: Sequence[str],

@@ -144,7 +144,7 @@ class RankerScorer:
         picked = np.take_along_axis(weight, order, axis=1)
         labels = np.asarray(names, dtype=object)[order].tolist()
         values_list = picked.tolist()
-        out = [dict(zip(ns, vs, strict=True)) for ns, vs in zip(labels, values_list, strict=True)]
+        out = list(map(dict, map(zip, labels, values_list)))  # C-level loops: ~2x a comprehension
         for i in np.flatnonzero((picked == 0.0).any(axis=1)).tolist():  # rare: fewer than `top` signals
             out[i] = {n: v for n, v in out[i].items() if v != 0.0}
         return out
