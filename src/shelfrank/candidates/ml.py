@@ -296,6 +296,21 @@ class ItemClustersSource:
         self.titles = titles if titles is not None else cluster_titles(catalog, clusters)
         non_empty = np.flatnonzero(np.diff(clusters.member_indptr_) > 0)
         self.index = VectorIndex().fit(clusters.centroids_[non_empty], ids=non_empty)
+        self._ranked_members: dict[int, np.ndarray] = {}
+        self._ranked_popularity: np.ndarray | None = None
+
+    def _ranked(self, cluster: int) -> np.ndarray:
+        """The cluster's members best first: closeness to the centroid times log popularity (ties
+        keep the closest-first order). Computed once per cluster while the popularity stays."""
+        if self._ranked_popularity is not self.catalog.popularity:
+            self._ranked_members, self._ranked_popularity = {}, self.catalog.popularity
+        ranked = self._ranked_members.get(cluster)
+        if ranked is None:
+            members = self.clusters.members(cluster)
+            score = np.maximum(self.clusters.closeness_[members], 0.0) * np.log(np.e + self.catalog.popularity[members])
+            ranked = members[np.argsort(-score, kind="stable")]
+            self._ranked_members[cluster] = ranked
+        return ranked
 
     @classmethod
     def build(cls, catalog: Catalog, item_vectors: np.ndarray, n_clusters: int, seed: int = 0,
@@ -310,20 +325,15 @@ class ItemClustersSource:
         return _collect(self.index, user.taste, self.n_collections, self._collection)
 
     def _collection(self, cluster: int, similarity: float) -> CandidateCollection | None:
-        members = self.clusters.members(cluster)
-        members = members[self.catalog.in_stock[members]]
+        ranked = self._ranked(cluster)
+        members = ranked[self.catalog.in_stock[ranked]]
         if len(members) < self.min_items:
             return None
-        score = np.maximum(self.clusters.closeness_[members], 0.0) * np.log(np.e + self.catalog.popularity[members])
-        if len(members) > self.pool_size:
-            top = np.argpartition(-score, self.pool_size - 1)[: self.pool_size]
-        else:
-            top = np.arange(len(members))
-        top = top[np.argsort(-score[top], kind="stable")]
+        members = members[: self.pool_size]
         title = self.titles[cluster]
         return CandidateCollection(
             collection_id=f"cluster:{cluster}", title=title, source="ml", generator=self.name,
-            items=members[top].astype(np.int64), reason=f"Picked for you: {title}",
+            items=members.astype(np.int64), reason=f"Picked for you: {title}",
             signals={"similarity": similarity, "cluster_size": float(len(self.clusters.members(cluster)))},
             prior=_prior(similarity),
         )
