@@ -195,3 +195,19 @@ def test_right_after_an_add_to_cart_the_carted_items_category_is_proposed_withou
     assert catalog.in_stock[c.items].all()
     # A day and more later the cart no longer steers the page.
     assert source.propose(context(history(catalog, [("i04", ADD_TO_CART, 2.0)]))) == []
+
+
+def test_popular_categories_follow_stock_changes_between_requests(catalog: Catalog) -> None:
+    from shelfrank.candidates.popular import PopularCategoriesSource
+
+    source = PopularCategoriesSource(catalog, min_items=1)
+    before = source.propose(context())
+    assert before and [c.collection_id for c in source.propose(context())] == [c.collection_id for c in before]
+    gone = int(before[0].items[0])
+    catalog.in_stock[gone] = False
+    after = source.propose(context())
+    assert all(gone not in c.items for c in after)
+    catalog.in_stock[gone] = True
+    again = source.propose(context())
+    assert any(gone in c.items for c in again)
+    assert all(catalog.in_stock[c.items].all() for c in again)

@@ -63,3 +63,17 @@ def test_a_feature_space_round_trips_through_a_dict_and_refuses_unknown_features
     np.testing.assert_array_equal(back.examination_curve, space.examination_curve)
     with pytest.raises(ValueError, match="does not declare"):
         FeatureSpace.from_dict({**space.to_dict(), "features": ["user_clicks_1d", "user_mood"]})
+
+
+def test_keyed_rows_of_one_user_equal_the_full_key_search():
+    from shelfrank.features.online import KeyedCounters
+
+    rng = np.random.default_rng(3)
+    users, codes = rng.integers(0, 50, 400), rng.integers(0, 300, 400)
+    keyed = KeyedCounters(())
+    keyed.add((users.astype(np.int64) << 32) | codes, np.zeros(400), np.zeros((400, 0)))
+    for user in (-1, 0, 7, 49, 60):
+        asked = np.r_[rng.integers(-1, 320, 50), -1]
+        full = keyed.rows_of(np.where(asked >= 0, (np.int64(user) << 32) | np.maximum(asked, 0), -1))
+        expected = np.where((asked >= 0) & (user >= 0), full, -1)
+        np.testing.assert_array_equal(keyed.rows_of_user(user, asked), expected)

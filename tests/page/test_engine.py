@@ -156,3 +156,23 @@ def test_new_visitors_share_the_segment_cache_until_the_inventory_changes(tiny_w
     third = engine.build(PageRequest("visitor-3", AT.replace(minute=40), location="r01"))
     assert gone not in {s.item_id for r in third.rows for s in r.items}
     assert engine.cache.misses == 2
+
+
+def test_a_request_reads_each_item_once_and_equals_fresh_reads(engine, active_user):
+    """Retrieval then ranking through one request's reads (the second call reuses rows and collection
+    columns) gives the same features as reading each set on its own."""
+    hydrator = engine._resources(engine.models).hydrator
+    cat = engine.catalog
+    t = AT.timestamp()
+    context = {"surface": "web"}
+    first, second = np.arange(0, 40, 2), np.arange(10, 70, 3)
+    cols_a, cols_b = ["cat:c5", "brand:b3"], ["brand:b3", "not-a-collection", "cat:c5"]
+    reads = hydrator.for_request(active_user, t, context)
+    a = reads.hydrate(first, cat.item_ids, cols_a)
+    b = reads.hydrate(second, cat.item_ids, cols_b)
+    assert len(reads._items) == len(np.union1d(first, second))  # the overlap was read once
+    for items, cols, got in ((first, cols_a, a), (second, cols_b, b)):
+        for c, cid in enumerate(cols):
+            expected = engine.features.get(active_user, cat.item_ids[items], t, {**context, "collection_id": cid})
+            np.testing.assert_allclose(got.pairs(np.full(len(items), c), np.arange(len(items))), expected,
+                                       equal_nan=True)
