@@ -52,6 +52,35 @@ def _cpu_key() -> str:
     return f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
 
 
+def _whole_object_file(path: Path) -> bool:
+    """Whether an object file is complete: not empty and, for ELF (Linux), its section header
+    table and every section with contents lie inside the file. LLVM aborts the whole process
+    (not an exception) when handed a truncated one."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if len(data) < 64:
+        return False
+    if data[:4] != b"\x7fELF":
+        return True  # another platform's format: only the size is checked
+    if data[4] != 2 or data[5] != 1:  # 64-bit little-endian, what lleaves emits on x86-64 and arm64
+        return True
+    shoff = int.from_bytes(data[0x28:0x30], "little")
+    shentsize = int.from_bytes(data[0x3A:0x3C], "little")
+    shnum = int.from_bytes(data[0x3C:0x3E], "little")
+    if shentsize < 0x28 or shoff + shnum * shentsize > len(data):
+        return False
+    for i in range(shnum):
+        header = shoff + i * shentsize
+        kind = int.from_bytes(data[header + 4: header + 8], "little")
+        offset = int.from_bytes(data[header + 0x18: header + 0x20], "little")
+        size = int.from_bytes(data[header + 0x20: header + 0x28], "little")
+        if kind != 8 and offset + size > len(data):  # 8 = SHT_NOBITS (no contents in the file)
+            return False
+    return True
+
+
 class TreePredictor:
     """`predict(X)` of one LightGBM booster on one thread, compiled when it can be.
 
@@ -98,13 +127,26 @@ class TreePredictor:
                     cached = cache_dir / f"{key}.o"
                 except OSError:
                     cached = None  # a read-only models folder: compile in memory every time
+            if cached is not None and cached.is_file() and not _whole_object_file(cached):
+                log.warning("compiled model cache %s is damaged; compiling again", cached)
+                cached.unlink(missing_ok=True)
             if cached is not None and cached.is_file():
                 model.compile(cache=str(cached), raw_score=self.raw_score)
             elif cached is not None:
-                # Write under a private name, then rename: a concurrent loader never reads half a file.
+                # Write under a private name, check it is whole, flush it to disk, then rename: a
+                # concurrent loader never reads half a file, and a short write (a full disk) is
+                # never kept (LLVM aborts the process on a truncated object file).
                 partial = cached.with_name(f"{key}.{os.getpid()}.{threading.get_ident()}.partial.o")
                 model.compile(cache=str(partial), raw_score=self.raw_score)
-                os.replace(partial, cached)
+                try:
+                    if _whole_object_file(partial):
+                        with open(partial, "rb") as f:
+                            os.fsync(f.fileno())
+                        os.replace(partial, cached)
+                    else:
+                        log.warning("compiled model could not be cached whole in %s", cache_dir)
+                finally:
+                    partial.unlink(missing_ok=True)
             else:
                 model.compile(raw_score=self.raw_score)
         return model

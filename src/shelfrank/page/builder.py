@@ -63,7 +63,7 @@ class PageModels:
         ranker = self.rankers.get(self.default_ranker)
         for scorer in (ranker, self.retrieval):
             if scorer is not None:
-                scorer.predictor  # noqa: B018 (compiles, or loads the cached code)
+                scorer.prepare()  # compiles, or loads the cached code
 
 
 @dataclass

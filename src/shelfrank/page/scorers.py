@@ -42,22 +42,41 @@ def group_means(X: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 class _LazyPredictor:
-    """The compiled predictor of a booster, made on first use (compiling costs seconds, and most
-    variant rankers are never used by a service)."""
+    """A booster's compiled predictor, made on first use: compiling costs seconds, and most variant
+    rankers are never used by a service. `prepare()` compiles in the caller (engine start, hot swap);
+    `get()` never waits for a compile on the request path: until the compiled code is ready (built
+    in a background thread) it scores with LightGBM, which gives the same scores."""
 
     def __init__(self, booster, raw_score: bool, backend: str, cache_dir: Path | None) -> None:
         self._args = (booster, raw_score, backend, cache_dir)
         self._predictor: TreePredictor | None = None
+        self._interim: TreePredictor | None = None
         self._lock = threading.Lock()
+        self._compiling = False
+
+    def prepare(self) -> TreePredictor:
+        with self._lock:
+            if self._predictor is None:
+                booster, raw_score, backend, cache_dir = self._args
+                self._predictor = TreePredictor(booster, raw_score=raw_score, backend=backend, cache_dir=cache_dir)
+            return self._predictor
 
     def get(self) -> TreePredictor:
-        if self._predictor is None:
-            with self._lock:
-                if self._predictor is None:
-                    booster, raw_score, backend, cache_dir = self._args
-                    self._predictor = TreePredictor(booster, raw_score=raw_score, backend=backend,
-                                                    cache_dir=cache_dir)
-        return self._predictor
+        if self._predictor is not None:
+            return self._predictor
+        with self._lock:
+            if self._predictor is not None:
+                return self._predictor
+            booster, raw_score, backend, _ = self._args
+            if backend != "compiled":
+                self._predictor = TreePredictor(booster, raw_score=raw_score, backend=backend)
+                return self._predictor
+            if not self._compiling:
+                self._compiling = True
+                threading.Thread(target=self.prepare, name="shelfrank-compile-trees", daemon=True).start()
+            if self._interim is None:
+                self._interim = TreePredictor(booster, raw_score=raw_score, backend="lightgbm")
+            return self._interim
 
 
 class RetrievalScorer:
@@ -73,6 +92,9 @@ class RetrievalScorer:
     @property
     def predictor(self) -> TreePredictor:
         return self._predictor.get()
+
+    def prepare(self) -> None:
+        self._predictor.prepare()
 
     def score(self, features: HydratedFeatures, batch: CollectionBatch, n_items_shown: np.ndarray) -> np.ndarray:
         X = features.pairs(batch.collection, batch.item_row)
@@ -93,12 +115,14 @@ class RankerScorer:
         self.ranker = ranker
         factorized = isinstance(ranker, FactorizedRanker)
         self._predictor = _LazyPredictor(ranker.booster_, factorized, backend, cache_dir)
-        gain = ranker.booster_.feature_importance(importance_type="gain")
-        self._gain_share = gain / gain.sum() if gain.sum() > 0 else gain
+        self._gain = ranker.booster_.feature_importance(importance_type="gain").astype(np.float64)
 
     @property
     def predictor(self) -> TreePredictor:
         return self._predictor.get()
+
+    def prepare(self) -> None:
+        self._predictor.prepare()
 
     @property
     def booster(self):
@@ -133,7 +157,8 @@ class RankerScorer:
         """
         if len(X) == 0:
             return []
-        share = self._gain_share[: len(names)]
+        gain = self._gain[: len(names)]  # the named features only: slot features are not signals
+        share = gain / gain.sum() if gain.sum() > 0 else gain
         finite = np.isfinite(reference)
         count = np.maximum(finite.sum(axis=0), 1)
         mean = np.where(finite, reference, 0.0).sum(axis=0) / count
