@@ -19,6 +19,7 @@ from datetime import UTC
 
 import numpy as np
 
+from shelfrank.arrays import in_sorted
 from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
 from shelfrank.candidates.first_pass import first_pass
 from shelfrank.contracts import PageRequest
@@ -455,11 +456,9 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
         values = ranker.contributions(pair_features[order[pos[found]]], pair_features, names)
         for j, v in zip(np.flatnonzero(found).tolist(), values, strict=True):
             signals[j] = v
-    bought = np.zeros(len(cat), dtype=bool)
-    if len(user.history):
-        bought[user.history.items[user.history.events == 3]] = True
+    bought = np.sort(user.history.items[user.history.events == 3]) if len(user.history) else np.zeros(0, np.int64)
     new = user.t - cat.created_t[idx] < pipeline.new_item_days * DAY
-    was_bought = bought[idx]
+    was_bought = in_sorted(idx, bought)
     badge_code = new.astype(np.int64) + 2 * explored + 4 * was_bought
     cands = [by_id[r.collection_id][0] for r in rows]
     reason = np.repeat(np.asarray([c.reason for c in cands] + [""], dtype=object)[:-1], lengths)
