@@ -217,6 +217,9 @@ def in_process(settings, options: BenchOptions, console, say: Callable[[str], No
         started = time.perf_counter()
         engine = HomepageEngine.from_store(con, settings.store.data_dir / "models", page_config=settings.page)
         say(f"engine built in {time.perf_counter() - started:.1f} s (one core)")
+        from shelfrank.runtime import settle_after_start
+
+        settle_after_start()  # as `shelfrank serve` does once its engine is built
         work = workload(con)
         con.close()
         rng = np.random.default_rng(options.seed)

@@ -63,6 +63,9 @@ def open_engine(settings: Settings) -> EngineSource:
         log.warning("serving fallback pages only: %s", exc)
         engine = HomepageEngine.from_store(con, models_dir, require_models=False, page_config=settings.page,
                                            cache_entries=settings.serve.cache_entries)
+    from shelfrank.runtime import settle_after_start
+
+    settle_after_start()
     lock = threading.Lock()
 
     def stored_events(ids: np.ndarray) -> np.ndarray:
