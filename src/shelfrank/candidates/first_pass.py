@@ -27,13 +27,20 @@ def first_pass(candidates: list[CandidateCollection], in_stock: np.ndarray, max_
     """(kept candidates with their in-stock items only, their first-pass scores, removal counts)."""
     removed: Counter = Counter()
     best: dict[str, CandidateCollection] = {}
-    for c in candidates:
-        items = c.items[in_stock[c.items]] if len(c.items) else c.items
-        if len(items) < min_items and c.pinned_row < 0:
+    # One stock read for every candidate's items; only collections that hold an out-of-stock item
+    # are rebuilt (the sources mostly propose in-stock items already).
+    sizes = np.asarray([len(c.items) for c in candidates], dtype=np.int64)
+    flat = np.concatenate([c.items for c in candidates]).astype(np.int64) if len(candidates) else sizes
+    stocked = in_stock[flat]
+    ends = np.cumsum(sizes)
+    running = np.r_[0, np.cumsum(stocked)]
+    n_stocked = (running[ends] - running[ends - sizes]).tolist()
+    for c, size, start, n_ok in zip(candidates, sizes.tolist(), (ends - sizes).tolist(), n_stocked, strict=True):
+        if n_ok < min_items and c.pinned_row < 0:
             removed["too_few_in_stock"] += 1
             continue
-        if len(items) != len(c.items):
-            c = _with_items(c, items)
+        if n_ok != size:
+            c = _with_items(c, c.items[stocked[start: start + size]])
         other = best.get(c.collection_id)
         if other is not None:
             removed["duplicate_id"] += 1

@@ -175,15 +175,21 @@ class Catalog:
     def items_in_category(self, category: int, limit: int | None = None, in_stock_only: bool = True) -> np.ndarray:
         """Items of a leaf category, most popular first."""
         items = self.category_items[self.category_indptr[category]: self.category_indptr[category + 1]]
-        if in_stock_only:
-            items = items[self.in_stock[items]]
-        return items[:limit]
+        return self._first_in_stock(items, limit) if in_stock_only else items[:limit]
 
     def items_of_brand(self, brand: int, limit: int | None = None, in_stock_only: bool = True) -> np.ndarray:
         items = self.brand_items[self.brand_indptr[brand]: self.brand_indptr[brand + 1]]
-        if in_stock_only:
-            items = items[self.in_stock[items]]
-        return items[:limit]
+        return self._first_in_stock(items, limit) if in_stock_only else items[:limit]
+
+    def _first_in_stock(self, items: np.ndarray, limit: int | None) -> np.ndarray:
+        """The first `limit` in-stock items of a list: the stock of a short head is read first
+        (most items are in stock), the whole list only when the head does not hold enough."""
+        if limit is not None and len(items) > 2 * limit:
+            head = items[: 2 * limit]
+            head = head[self.in_stock[head]]
+            if len(head) >= limit:
+                return head[:limit]
+        return items[self.in_stock[items]][:limit]
 
     def descendants(self, category_id: str) -> list[str]:
         """The category and every category below it in the tree."""
