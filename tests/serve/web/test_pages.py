@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 from shelfrank.evaluate.report import Section, write_report
 
 
@@ -38,3 +40,14 @@ def test_the_report_page_renders_the_latest_report_or_says_how_to_write_one(fake
 def test_the_operator_item_lookup_needs_the_admin_token(fake_client):
     client, _ = fake_client()
     assert client.get("/web/items", params={"q": "x"}).status_code == 401
+
+
+def test_the_storefront_sends_the_client_key_its_events_need(fake_client):
+    client, _ = fake_client(client_key="store-frontend")
+    home = client.get("/").text
+    config = json.loads(home.split('id="storefront-config">', 1)[1].split("</script>", 1)[0])
+    assert config["client_key"] == "store-frontend"
+    script = client.get("/static/storefront.js").text
+    assert "x-client-key" in script and "config.client_key" in script
+    open_client, _ = fake_client()
+    assert "client_key" not in open_client.get("/").text  # nothing to send when none is configured

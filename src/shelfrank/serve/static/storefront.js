@@ -104,9 +104,9 @@
   }
 
   async function postEvents(events) {
-    const response = await fetch("/v1/events", {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ events }),
-    });
+    const headers = { "content-type": "application/json" };
+    if (config.client_key) headers["x-client-key"] = config.client_key;
+    const response = await fetch("/v1/events", { method: "POST", headers, body: JSON.stringify({ events }) });
     const body = await response.json();
     if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
     if (body.rejected) throw new Error(`event refused: ${body.errors.map((e) => `${e.field}: ${e.reason}`).join("; ")}`);

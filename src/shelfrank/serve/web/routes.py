@@ -98,6 +98,12 @@ async def storefront(request: Request) -> HTMLResponse:
     pipelines = [p for p in getattr(engine, "pipelines", ("default",))]
     config = {"clock": clock.isoformat().replace("+00:00", "Z"), "pipelines": pipelines, "rows": 8, "items": 10,
               "samples": [u.user_id for u in view.users]}
+    client_key = request.app.state.settings.serve.client_key
+    if client_key:
+        # The store's own front end sends the client key with its events, as any browser client of
+        # the API does: the key tells intake which client posts, it is not a secret (the admin
+        # token is, and never reaches a page).
+        config["client_key"] = client_key
     return _page(request, "index.html", active="home", view=view, surfaces=SURFACES, config=config,
                  clock=clock, compare=[p for p in pipelines if p != "default"])
 
