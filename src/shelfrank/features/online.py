@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shelfrank.arrays import in_sorted, unique_sorted
 from shelfrank.contracts import EVENT_TYPES
 from shelfrank.features.definitions import ITEM_VECTOR, STREAM_ITEM_ATTRIBUTE, Counter, FeatureSpace
 from shelfrank.features.examination import examination_weight
@@ -202,7 +203,9 @@ class KeyedCounters:
         return out
 
     def add(self, keys: np.ndarray, t: np.ndarray, contributions: np.ndarray) -> None:
-        new = np.setdiff1d(keys, self.keys)
+        # self.keys is sorted and unique: a binary search, not numpy's set routines (which hash
+        # the millions of stored keys again on every batch).
+        new = unique_sorted(keys[~in_sorted(keys, self.keys)])
         if len(new):
             at = np.searchsorted(self.keys, new)
             self.keys = np.insert(self.keys, at, new)
@@ -445,7 +448,7 @@ class InMemoryFeatureState:
         types = ev["type"][keep]
         out = np.zeros((len(types), len(counters)))
         for j, c in enumerate(counters):
-            match = np.isin(types, _type_codes(c.event_types))
+            match = _of_types(types, c.event_types)
             if c.aggregate == "last_time":
                 out[:, j] = np.where(match, ev["t"][keep], -np.inf)
             else:
@@ -616,7 +619,7 @@ def _group_median(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _matches(counters: Sequence[Counter], ev: Mapping[str, np.ndarray]) -> np.ndarray:
-    return np.isin(ev["type"], _type_codes(tuple(e for c in counters for e in c.event_types)))
+    return _of_types(ev["type"], tuple(e for c in counters for e in c.event_types))
 
 
 _EVENT_TYPE_SET = pa.array(EVENT_TYPES)
@@ -624,6 +627,14 @@ _EVENT_TYPE_SET = pa.array(EVENT_TYPES)
 
 def _type_codes(event_types: tuple[str, ...]) -> np.ndarray:
     return np.array([EVENT_TYPES.index(e) for e in set(event_types)], dtype=np.int64)
+
+
+def _of_types(types: np.ndarray, event_types: tuple[str, ...]) -> np.ndarray:
+    """Which events (codes into EVENT_TYPES, -1 unknown) are of the given types: a lookup table,
+    one gather (np.isin sorts a million codes per call)."""
+    table = np.zeros(len(EVENT_TYPES) + 1, dtype=bool)  # the last slot answers code -1
+    table[_type_codes(event_types)] = True
+    return table[types]
 
 
 def _index_in(column: pa.ChunkedArray | pa.Array, value_set: pa.Array) -> np.ndarray:

@@ -299,8 +299,18 @@ def _event_batches(con: duckdb.DuckDBPyConnection, as_of: datetime | None):
     where = "" if as_of is None else "WHERE ts < $as_of"
     relation = con.sql(f"SELECT * FROM events {where} ORDER BY ts", params=None if as_of is None else {"as_of": as_of})
     reader = relation.to_arrow_reader(REPLAY_BATCH_ROWS)
+    # DuckDB hands out chunks of ~120k rows whatever the batch size asked; the state's per-batch
+    # costs (hash tables of the catalog's ids, inserts into the sorted keyed counters) are paid
+    # per update, so chunks are gathered into batches of a million.
+    pending, rows = [], 0
     for batch in reader:
-        yield pa.Table.from_batches([batch])
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= REPLAY_BATCH_ROWS:
+            yield pa.Table.from_batches(pending)
+            pending, rows = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending)
 
 
 def _history_state(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: datetime | None):
