@@ -77,3 +77,16 @@ def test_keyed_rows_of_one_user_equal_the_full_key_search():
         full = keyed.rows_of(np.where(asked >= 0, (np.int64(user) << 32) | np.maximum(asked, 0), -1))
         expected = np.where((asked >= 0) & (user >= 0), full, -1)
         np.testing.assert_array_equal(keyed.rows_of_user(user, asked), expected)
+
+
+def test_small_and_large_event_batches_find_the_same_item_rows(con, monkeypatch):
+    import shelfrank.features.online as online
+
+    fill_random_store(con, seed=4, n_events=50)
+    state = _state(con)
+    column = pa.chunked_array([["i001", None, "nope", "", "i039"], ["i001", "i000"]], pa.string())
+    small = state._item_rows_of(column)  # binary search over the batch's distinct ids
+    monkeypatch.setattr(online, "SMALL_BATCH_ROWS", 0)
+    large = state._item_rows_of(column)  # Arrow's hash lookup against the catalog
+    np.testing.assert_array_equal(small, large)
+    assert small[1] == small[2] == small[3] == -1 and small[0] == small[5] >= 0
