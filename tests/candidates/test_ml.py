@@ -244,3 +244,26 @@ def test_with_fitted_embeddings_the_engaged_category_comes_first():
         history = history_in(category)
         context = user(history, embeddings.vectors_)
         assert source.propose(context)[0].collection_id == f"cat:c{category}"
+
+
+def test_a_fit_is_saved_and_loaded_by_the_next_start_and_a_damaged_file_is_fitted_again(item_vectors, tmp_path,
+                                                                                          monkeypatch):
+    fresh = ItemClusters(n_clusters=len(NAMES), seed=0).fit(item_vectors)
+    first = ItemClusters(n_clusters=len(NAMES), seed=0).fit_cached(item_vectors, tmp_path)
+    [saved] = list(tmp_path.glob("*.npz"))
+    for name in ItemClusters.FITTED:
+        np.testing.assert_array_equal(getattr(first, name), getattr(fresh, name))
+
+    def no_fit(self, vectors):
+        raise AssertionError("fitted again instead of loading the saved fit")
+
+    with monkeypatch.context() as m:
+        m.setattr(ItemClusters, "fit", no_fit)
+        loaded = ItemClusters(n_clusters=len(NAMES), seed=0).fit_cached(item_vectors, tmp_path)
+    for name in ItemClusters.FITTED:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(fresh, name))
+    other = ItemClusters(n_clusters=len(NAMES) - 1, seed=0).fit_cached(item_vectors, tmp_path)
+    assert len(other.centroids_) == len(NAMES) - 1 and len(list(tmp_path.glob("*.npz"))) == 2
+    saved.write_bytes(saved.read_bytes()[:50])
+    again = ItemClusters(n_clusters=len(NAMES), seed=0).fit_cached(item_vectors, tmp_path)
+    np.testing.assert_array_equal(again.labels_, fresh.labels_)

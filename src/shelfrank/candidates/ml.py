@@ -13,7 +13,10 @@ changes need no rebuild. Details and measured numbers: docs/retrieval.md.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -139,6 +142,9 @@ class PredictedCategoriesSource:
         )
 
 
+CLUSTERS_FORMAT = 1  # the saved fit's layout; bump when fit() changes what it computes
+
+
 class ItemClusters:
     """Spherical k-means over item vectors: clusters of items that are engaged together.
 
@@ -190,6 +196,38 @@ class ItemClusters:
         order = valid[np.lexsort((-closeness, labels))]
         self.members_ = order.astype(np.int64)
         self.member_indptr_ = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=k))]).astype(np.int64)
+        return self
+
+    FITTED = ("centroids_", "labels_", "closeness_", "members_", "member_indptr_")
+
+    def fit_cached(self, item_vectors: np.ndarray, cache_dir: Path | None) -> ItemClusters:
+        """`fit`, or the fit of the same vectors with the same parameters saved in `cache_dir` by an
+        earlier start (k-means over 500,000 items takes ~17 s; the engine needs it on every start).
+        A missing, unreadable or mismatched file is fitted again."""
+        vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        if cache_dir is None:
+            return self.fit(vectors)
+        digest = hashlib.sha256(vectors.tobytes())
+        digest.update(repr((vectors.shape, self.n_clusters, self.iterations, self.sample_size, self.seed,
+                            CLUSTERS_FORMAT)).encode())
+        path = Path(cache_dir) / f"{digest.hexdigest()[:24]}.npz"
+        try:
+            with np.load(path) as saved:
+                fitted = {name: saved[name] for name in self.FITTED}
+            if len(fitted["labels_"]) == len(vectors) and fitted["member_indptr_"][-1] == len(fitted["members_"]):
+                for name, value in fitted.items():
+                    setattr(self, name, value)
+                return self
+        except Exception:  # noqa: BLE001 - not there yet, or damaged (a short zip, a missing array): fit again
+            pass
+        self.fit(vectors)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
+            np.savez(partial, **{name: getattr(self, name) for name in self.FITTED})
+            os.replace(partial, path)
+        except OSError:
+            pass  # a read-only cache folder: fit on every start
         return self
 
     def members(self, cluster: int) -> np.ndarray:
@@ -314,10 +352,12 @@ class ItemClustersSource:
 
     @classmethod
     def build(cls, catalog: Catalog, item_vectors: np.ndarray, n_clusters: int, seed: int = 0,
-              iterations: int = 20, sample_size: int = 50_000, **params) -> ItemClustersSource:
-        """Fit the clustering on the item vectors (rows = catalog indices) and build the source."""
+              iterations: int = 20, sample_size: int = 50_000, cache_dir: Path | None = None,
+              **params) -> ItemClustersSource:
+        """Fit the clustering on the item vectors (rows = catalog indices) and build the source;
+        with `cache_dir`, a fit of the same vectors saved there is loaded instead."""
         clusters = ItemClusters(n_clusters, iterations=iterations, sample_size=sample_size, seed=seed)
-        return cls(catalog, clusters.fit(item_vectors), **params)
+        return cls(catalog, clusters.fit_cached(item_vectors, cache_dir), **params)
 
     def propose(self, user: UserContext) -> list[CandidateCollection]:
         if user.taste is None:

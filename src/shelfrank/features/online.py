@@ -138,14 +138,23 @@ class CounterTable:
         block = self.values[touched]
         sums = ~self.is_last
         # Decay the stored values to the new anchor, then add each event decayed from its time to it.
-        block[:, sums] *= np.exp(-gap[:, None] * self.rates[None, sums])
-        added = contributions[:, sums] * np.exp(-(anchor[idx] - t)[:, None] * self.rates[None, sums])
+        # Counters share a few half-lives: one exp per distinct rate, not per column.
+        block[:, sums] *= self._decay(gap, sums)
+        added = contributions[:, sums] * self._decay(anchor[idx] - t, sums)
         block[:, sums] += np.add.reduceat(added, starts, axis=0)
         if self.is_last.any():
             block[:, self.is_last] = np.maximum(block[:, self.is_last],
                                                 np.maximum.reduceat(contributions[:, self.is_last], starts, axis=0))
         self.values[touched] = block
         self.anchor[touched] = anchor
+
+    def _decay(self, elapsed: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """(len(elapsed), columns) factors exp(-elapsed * rate) of the chosen columns."""
+        rates = self.rates[columns]
+        distinct, column_of = np.unique(rates, return_inverse=True)
+        if len(distinct) == len(rates):
+            return np.exp(-elapsed[:, None] * rates[None, :])
+        return np.exp(-elapsed[:, None] * distinct[None, :])[:, column_of]
 
     def read(self, rows: np.ndarray, t: float) -> np.ndarray:
         """Values at time t; rows < 0 (unknown keys) read as no events: 0, and NaN for last times.

@@ -344,8 +344,18 @@ def _optional_sources(engine: HomepageEngine) -> dict[str, CollectionSource]:
         out["predicted_categories"] = PredictedCategoriesSource(engine.catalog, category_vectors(engine.catalog,
                                                                                                  vectors))
         n_clusters = int(np.clip(len(engine.catalog) // 250, 16, 2_000))
-        out["item_clusters"] = ItemClustersSource.build(engine.catalog, vectors, n_clusters, seed=0)
+        out["item_clusters"] = ItemClustersSource.build(engine.catalog, vectors, n_clusters, seed=0,
+                                                        cache_dir=_cache_root(engine._page_config) / "item-clusters")
     return out
+
+
+def _cache_root(page_config) -> Path:
+    """The folder of the engine's derived caches (compiled trees, item clusters): the parent of
+    page.compiled_cache_dir when set, else ~/.cache/shelfrank."""
+    from shelfrank.models.compiled import default_cache_dir
+
+    configured = getattr(page_config, "compiled_cache_dir", None)
+    return Path(configured).parent if configured is not None else default_cache_dir().parent
 
 
 def category_vectors(catalog: Catalog, item_vectors: np.ndarray) -> np.ndarray:
