@@ -132,3 +132,14 @@ def test_from_store_replays_engagement_before_as_of() -> None:
     state = InMemoryUserHistory.from_store(con, catalog, as_of=T0 + timedelta(hours=24))
     assert list(catalog.item_ids[state.history("u").items]) == ["i0", "i1"]
     assert len(InMemoryUserHistory.from_store(con, catalog).history("u")) == 3
+
+
+def test_trending_scores_stay_exact_across_hundreds_of_half_lives(catalog: Catalog) -> None:
+    """Scores are stored as of a reference time that moves (one rescale) when growth factors
+    would overflow: after 600 daily half-lives the old purchase is still 10 * 2**-600."""
+    state = InMemoryUserHistory(catalog, half_life_days=1.0)
+    state.update(events([("a", "i0", "purchase", 0, "r")]))
+    state.update(events([("b", "i1", "click", 600 * 24, "r")]))
+    items, scores = state.trending("r", at(600 * 24), 10)
+    assert list(catalog.item_ids[items]) == ["i1", "i0"]
+    np.testing.assert_allclose(scores, [1.0, 10 * 2.0 ** -600], rtol=1e-9)

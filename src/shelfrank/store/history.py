@@ -109,7 +109,8 @@ class InMemoryUserHistory:
         self._locations: dict[str, int] = {"": 0}  # row 0 is global: every event adds to it
         self._trend = np.zeros((1, len(catalog)))
         self._top_cache: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # location row -> (k, items, scores)
-        self._anchor = -np.inf
+        self._anchor = -np.inf  # the newest engagement seen
+        self._ref = -np.inf  # the time the stored trending scores are expressed at
 
     def __len__(self) -> int:
         return len(self._users)
@@ -162,14 +163,21 @@ class InMemoryUserHistory:
         self._append_histories(events, item, event, ts)
 
     def _add_trending(self, events: pa.Table, item: np.ndarray, event: np.ndarray, ts: np.ndarray) -> None:
-        anchor = max(self._anchor, float(ts.max()))
-        if np.isfinite(self._anchor) and anchor > self._anchor:
-            self._trend *= np.exp(-(anchor - self._anchor) * self._rate)
-        self._anchor = anchor
+        # Scores are kept as of a reference time `_ref` (an event at ts adds w * exp((ts - ref) * rate)),
+        # so a batch touches only its own cells: decaying the whole (locations x catalog) matrix to each
+        # batch's newest event cost 5 ms per small batch at 500,000 items. The reference moves (one
+        # rescale) only when the factors would grow past ~e^400, hundreds of half-lives later.
+        newest = float(ts.max())
+        if not np.isfinite(self._ref):
+            self._ref = newest
+        elif (newest - self._ref) * self._rate > 400.0:
+            self._trend *= np.exp(-(newest - self._ref) * self._rate)
+            self._ref = newest
+        self._anchor = max(self._anchor, newest)
         weights = np.zeros(PURCHASE + 1)
         for code, w in TRENDING_WEIGHTS.items():
             weights[code] = w
-        w = weights[event] * np.exp(-(anchor - ts) * self._rate)
+        w = weights[event] * np.exp((ts - self._ref) * self._rate)
         if "location" in events.column_names:
             names, codes = _codes_of(events.column("location"))
             for name in names:
@@ -237,5 +245,6 @@ class InMemoryUserHistory:
             cached = (k, top, scores[top].copy())
             self._top_cache[row] = cached
         _, top, values = cached
-        decay = np.exp(-max(t - self._anchor, 0.0) * self._rate)
+        # As of the newest engagement, decayed on to t (a t before it reads the newest state).
+        decay = np.exp(-(max(t, self._anchor) - self._ref) * self._rate)
         return top[:k], values[:k] * decay
