@@ -40,8 +40,7 @@ class PopularCategoriesSource:
         if (self._cached is not None and self._watched_lists is cat.category_items
                 and np.array_equal(cat.in_stock[self._watched], self._watched_stock)):
             return list(self._cached)
-        out = self._propose()
-        looked = self._looked
+        out, looked = self._propose()
         self._watched = (np.concatenate([cat.category_items[cat.category_indptr[c]: cat.category_indptr[c + 1]]
                                          for c in looked]) if looked else np.zeros(0, dtype=np.int64))
         self._watched_stock = cat.in_stock[self._watched].copy()
@@ -49,16 +48,17 @@ class PopularCategoriesSource:
         self._cached = out
         return list(out)
 
-    def _propose(self) -> list[CandidateCollection]:
+    def _propose(self) -> tuple[list[CandidateCollection], list[int]]:
+        """The proposals, and the categories they looked at (whose stock decides them)."""
         cat = self.catalog
-        self._looked: list[int] = []
+        looked: list[int] = []
         weight, order = self.weight, self.order
         top = weight[order[0]] if len(order) else 0.0
         out: list[CandidateCollection] = []
         for c in order:
             if len(out) >= self.n_collections or weight[c] <= 0:
                 break
-            self._looked.append(int(c))
+            looked.append(int(c))
             items = cat.items_in_category(int(c), self.pool_size)
             if len(items) < self.min_items:
                 continue
@@ -70,4 +70,4 @@ class PopularCategoriesSource:
                 signals={"category_popularity": round(float(weight[c]), 3)},
                 prior=float(weight[c] / top) if top > 0 else 0.0,
             ))
-        return out
+        return out, looked

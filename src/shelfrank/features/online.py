@@ -487,13 +487,6 @@ class InMemoryFeatureState:
         """The feature matrix for one user and many items at ts: rows = items, columns = features."""
         return self.space.matrix(self.inputs(user_id, item_ids, ts, context), rows=len(item_ids))
 
-    def get_rows(self, user_id: str, rows: np.ndarray, ts: datetime | float,
-                 context: Mapping[str, str | None] | None = None) -> np.ndarray:
-        """`get` for items given by their rows in this state's catalog (`item_ids` order, -1 for
-        unknown), for callers that already hold catalog indices: no id lookup."""
-        return self.space.matrix(self.inputs_at(user_id, np.asarray(rows, dtype=np.int64), ts, context),
-                                 rows=len(rows))
-
     def inputs(self, user_id: str, item_ids: Sequence[str] | np.ndarray, ts: datetime | float,
                context: Mapping[str, str | None] | None = None) -> dict[str, np.ndarray]:
         return self.inputs_at(user_id, self.item_index(item_ids), ts, context)

@@ -42,7 +42,7 @@ from shelfrank.page.rules import (
 from shelfrank.page.scorers import CollectionBatch, PopularityScorer, RankerScorer, RetrievalScorer
 from shelfrank.page.slate import Slate
 from shelfrank.store.catalog import Catalog
-from shelfrank.store.history import ADD_TO_CART
+from shelfrank.store.history import ADD_TO_CART, PURCHASE
 
 DAY = 86_400.0
 SLACK_ITEMS = 6  # diversity picks this many more than shown, so page-wide dedupe rarely thins a row
@@ -325,12 +325,10 @@ def _refill(slate: Slate, pool: Slate, width: int, in_stock: np.ndarray) -> Slat
     if not (counts[live] < width).any():
         return slate
     on_page = np.zeros(int(max(slate.items.max(initial=0), pool.items.max(initial=0))) + 1, dtype=bool)
-    order = slate.display_order()[:, :width]
-    shown = slate.valid[np.arange(len(order))[:, None], order]
-    shown_items = slate.items[np.arange(len(order))[:, None], order]
-    on_page[shown_items[live][shown[live]]] = True
+    at = (np.arange(len(slate.items))[:, None], slate.display_order[:, :width])
+    on_page[slate.items[at][live][slate.valid[at][live]]] = True
     pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
-    pool_order = pool.display_order()
+    pool_order = pool.display_order
     extra_items, extra_rel, extra_rows = [], [], []
     for c in live[counts[live] < width]:
         p = pool_row[str(slate.collection_ids[c])]
@@ -384,7 +382,7 @@ def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection
     rows = np.asarray(placement.shown, dtype=np.int64)
     # Every shown row's first `items` slots in display order, as (R, items) matrices: valid slots
     # come first (removed ones are -inf, sorted last).
-    order = slate.display_order()[rows, : request.items]
+    order = slate.display_order[rows, : request.items]
     at = (rows[:, None], order)
     items, relevance, n_valid = slate.items[at], slate.relevance[at], slate.valid[at].sum(axis=1).tolist()
     on_page = np.zeros(len(cat), dtype=bool)
@@ -396,16 +394,13 @@ def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection
     safe = np.maximum(candidates, 0)
     explorable = (candidates >= 0) & (t - cat.created_t[safe] < pipeline.new_item_days * DAY) & cat.in_stock[safe]
     eligible = explorable & ~on_page[safe]
-    has_eligible = eligible.any(axis=1).tolist()
     rows_out: list[_Row] = []
     changed = False  # an explored item joined the page: later rows' eligible items are read again
     for r, (c, explored_row, row_p) in enumerate(zip(rows.tolist(), placement.explored.tolist(),
                                                      placement.propensity.tolist(), strict=True)):
         k = n_valid[r]
         row_items = items[r, :k]
-        if changed:
-            has_eligible[r] = bool((explorable[r] & ~on_page[safe[r]]).any())
-        pickable = candidates[r][explorable[r] & ~on_page[safe[r]]] if has_eligible[r] else candidates[r, :0]
+        pickable = candidates[r][explorable[r] & ~on_page[safe[r]] if changed else eligible[r]]
         item_place = explore_slots(row_items, pickable, pipeline.explore_items,
                                    min(pipeline.explore_first_position, max(k - 1, 0)), rng)
         if item_place.explored.any():
@@ -456,12 +451,13 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
         values = ranker.contributions(pair_features[order[pos[found]]], pair_features, names)
         for j, v in zip(np.flatnonzero(found).tolist(), values, strict=True):
             signals[j] = v
-    bought = np.sort(user.history.items[user.history.events == 3]) if len(user.history) else np.zeros(0, np.int64)
+    bought = np.sort(user.history.items[user.history.events == PURCHASE]) if len(user.history) \
+        else np.zeros(0, np.int64)
     new = user.t - cat.created_t[idx] < pipeline.new_item_days * DAY
     was_bought = in_sorted(idx, bought)
     badge_code = new.astype(np.int64) + 2 * explored + 4 * was_bought
     cands = [by_id[r.collection_id][0] for r in rows]
-    reason = np.repeat(np.asarray([c.reason for c in cands] + [""], dtype=object)[:-1], lengths)
+    reason = np.repeat(np.asarray([c.reason for c in cands], dtype=object), lengths)
     reason = np.where(explored, EXPLORED_REASON, np.where(was_bought, BOUGHT_REASON, reason))
     relevance = np.concatenate([r.relevance for r in rows]) if rows else np.zeros(0)
     propensity = np.concatenate([r.propensity for r in rows]) if rows else np.zeros(0)

@@ -247,10 +247,10 @@ class HomepageEngine:
         if self.models_dir is None:
             raise UserFacingError("this engine was built without a models folder")
         models, space = load_page_models(self.models_dir, version, require=True, **_tree_options(self._page_config))
-        models.prepare()
         if self.features is not None and space is not None and space.names != self.features.space.names:
             raise UserFacingError(f"model version {models.version} uses other features than the serving state; "
                                   "restart the service to switch feature sets")
+        models.prepare()  # compiled before the swap, so no request waits for it
         with self._lock:
             self.models = models
             self._build_sources()

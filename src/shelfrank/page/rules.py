@@ -89,7 +89,7 @@ class DedupeItemsAcrossPage:
         # Each row's slots by descending score, sorted once: removing an item (-inf) only moves it
         # last, so the order of the others stays valid. Rows are tens of slots: plain Python over
         # lists beats a dozen numpy calls per row.
-        order = slate.display_order()
+        order = slate.display_order
         live = np.flatnonzero(slate.live_collections)
         sorted_items = np.take_along_axis(items, order, axis=1)[live].tolist()
         sorted_valid = np.take_along_axis(slate.valid, order, axis=1)[live].tolist()
@@ -181,7 +181,7 @@ class DropSimilarCollections:
     def row_similarity(self, slate: Slate, rows: np.ndarray) -> np.ndarray:
         """(R, R) cosine of the rows' category histograms over their first `visible` shown items,
         as one product over the categories present on the page (not the catalog's thousands)."""
-        top = slate.display_order()[rows, : self.visible]
+        top = slate.display_order[rows, : self.visible]
         picked = np.arange(len(rows))[:, None]
         items = slate.items[rows][picked, top]
         shown = slate.valid[rows][picked, top]

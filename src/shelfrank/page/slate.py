@@ -81,14 +81,11 @@ class Slate:
     def live_collections(self) -> np.ndarray:
         return np.isfinite(self.collection_scores)
 
+    @cached_property
     def display_order(self) -> np.ndarray:
         """(C, n) each row's slots by descending score, ties in slot order; removed and empty
         slots (-inf) last. The order every "first k shown items" reads."""
-        cached = self.__dict__.get("_display_order")
-        if cached is None:
-            cached = np.argsort(-self.scores, axis=1, kind="stable")
-            self.__dict__["_display_order"] = cached
-        return cached
+        return np.argsort(-self.scores, axis=1, kind="stable")
 
     def with_trace(self, trace: StageTrace, **changes: object) -> Slate:
         return replace(self, trace=(*self.trace, trace), **changes)
@@ -104,7 +101,6 @@ class Slate:
         """The page as it reads: live collections in array order, their valid items by descending score."""
         out = []
         for c in np.flatnonzero(self.live_collections):
-            valid = np.flatnonzero(self.valid[c])
-            order = valid[np.argsort(-self.scores[c, valid], kind="stable")]
-            out.append((str(self.collection_ids[c]), self.items[c, order].tolist()))
+            order = self.display_order[c]
+            out.append((str(self.collection_ids[c]), self.items[c, order[self.valid[c, order]]].tolist()))
         return out
