@@ -79,6 +79,39 @@ def test_keyed_rows_of_one_user_equal_the_full_key_search():
         np.testing.assert_array_equal(keyed.rows_of_user(user, asked), expected)
 
 
+def test_a_users_view_reads_as_the_table_does():
+    """A request reads the user's keyed rows once (decayed to t) and looks codes up in them: the
+    same values as searching and decaying the table per read, absent codes included."""
+    from shelfrank.features.definitions import Counter
+    from shelfrank.features.online import KeyedCounters
+
+    rng = np.random.default_rng(5)
+    counters = (Counter("user_category", "decayed_sum", ("click",), half_life_days=7.0),
+                Counter("user_category", "sum", ("click",)),
+                Counter("user_category", "last_time", ("click",)))
+    keyed = KeyedCounters(counters)
+    n = 600
+    users, codes, t = rng.integers(0, 40, n), rng.integers(0, 200, n), rng.uniform(0, 86_400 * 30, n)
+    contributions = np.column_stack([np.ones(n), np.ones(n), t])
+    keyed.add((users.astype(np.int64) << 32) | codes, t, contributions)
+    at = 86_400 * 31.0
+    for user in (-1, 0, 13, 39, 45):
+        asked = np.r_[rng.integers(-1, 220, 80), -1]
+        expected = keyed.table.read(keyed.rows_of_user(user, asked), at)
+        np.testing.assert_array_equal(keyed.user_view(user, at).read(asked), expected)
+
+
+def test_a_requests_few_categorical_values_encode_as_the_training_rows_do():
+    from shelfrank.features.definitions import Vocabularies
+
+    vocab = Vocabularies({"location": ("berlin", "lyon", "oslo")})
+    many = np.asarray(["oslo", "", "paris", "berlin", "lyon", "oslo"], dtype=object)  # the binary search
+    assert vocab.encode("location", many).tolist() == [3.0, 0.0, 0.0, 1.0, 2.0, 3.0]
+    for value, code in zip(many, vocab.encode("location", many), strict=True):  # one value: a dict lookup
+        assert vocab.encode("location", np.array([value], dtype=object)).tolist() == [code]
+    assert vocab.encode("surface", np.array(["web"])).tolist() == [0.0]  # no such vocabulary: unknown
+
+
 def test_small_and_large_event_batches_find_the_same_item_rows(con, monkeypatch):
     import shelfrank.features.online as online
 

@@ -5,6 +5,7 @@ from shelfrank.page.order import OrderByTopKMean, top_k_mean
 from shelfrank.page.rules import (
     DedupeItemsAcrossPage,
     DemoteMissingImages,
+    DropJustCarted,
     DropOutOfStock,
     DropThinCollections,
     InsertPinnedCollections,
@@ -64,6 +65,15 @@ def test_an_item_beyond_the_visible_width_does_not_block_a_later_row():
     slate = Slate.from_lists(["a", "b"], items=[[0, 1, 2], [2, 3]], scores=[[0.9, 0.8, 0.1], [0.7, 0.6]])
     rows = dict(DedupeItemsAcrossPage(visible=2).apply(slate).rows())
     assert rows["b"] == [2, 3]
+
+
+def test_just_carted_items_are_removed_wherever_they_are_and_counted():
+    slate = DropJustCarted(np.array([7, 1, 7])).apply(_slate())
+    rows = dict(slate.rows())
+    assert 1 not in rows["weak"] and 1 not in rows["mid"] and 7 not in rows["mid"]
+    assert slate.trace[-1].removed["just_carted"] == 3
+    untouched = DropJustCarted(np.zeros(0, dtype=np.int64)).apply(_slate())
+    assert untouched.rows() == _slate().rows() and untouched.trace[-1].removed["just_carted"] == 0
 
 
 def test_thin_collections_are_dropped():

@@ -239,8 +239,18 @@ class Vocabularies:
 
     values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
+    @cached_property
+    def _codes(self) -> dict[str, dict[str, int]]:
+        """value -> code per vocabulary, for the short inputs of a request (one user, one context)."""
+        return {name: {v: i + 1 for i, v in enumerate(vs) if v != ""} for name, vs in self.values.items()
+                if list(vs) == sorted(vs)}
+
     def encode(self, name: str, raw: np.ndarray) -> np.ndarray:
-        """Codes for an array of strings ("" = missing), vectorized by binary search."""
+        """Codes for an array of strings ("" = missing): a dict lookup for a few values (a request's),
+        a binary search for many (training examples)."""
+        if len(raw) <= 4 and name in self._codes:
+            codes = self._codes[name]
+            return np.array([codes.get(str(v), 0) for v in raw], dtype=np.float64)
         known = np.asarray(self.values.get(name, ()), dtype=str)
         strings = np.asarray(raw, dtype=str)
         codes = np.zeros(len(strings), dtype=np.float64)
@@ -374,8 +384,11 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if len(a) == 1 or len(b) == 1:  # online: one taste vector against many items, a matrix-vector product
         one, many = (a, b) if len(a) == 1 else (b, a)
+        one_norm = np.sqrt(one[0] @ one[0])
+        if one_norm == 0:  # no taste yet (a new user, no session): NaN whatever the items
+            return np.full(len(many), np.nan)
         dot = many @ one[0]
-        norms = np.sqrt(np.einsum("ij,ij->i", many, many)) * np.sqrt(one[0] @ one[0])
+        norms = np.sqrt(np.einsum("ij,ij->i", many, many)) * one_norm
     else:
         dot = np.einsum("ij,ij->i", a, b)
         norms = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
@@ -386,6 +399,9 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _USER_TASTE = TasteVector("user", TASTE_HALF_LIFE_DAYS)
 _SESSION_TASTE = TasteVector("session")
 _TASTE_TEXT = "funnel-weighted (click 1, cart 3, purchase 5) sum of the embeddings of the items"
+
+
+_SOURCE_CODES = Vocabularies({"source": COLLECTION_SOURCES})
 
 
 def _bought_before(c: Counter) -> Formula:
@@ -495,7 +511,7 @@ def _feature_list() -> tuple[Feature, ...]:
                       "Purchases / clicks attributed to this collection (30-day decay), Beta(1, 9) prior.",
                       stream="collection"),
         attribute("collection_source", "collection", ("collection.source",),
-                  lambda x, v: Vocabularies({"source": COLLECTION_SOURCES}).encode("source", x["collection.source"]),
+                  lambda x, v: _SOURCE_CODES.encode("source", x["collection.source"]),
                   "curated = 1, ml = 2, rules = 3; 0 when the collection is not in the collections table.",
                   kind="categorical"),
         attribute("collection_size", "collection", ("collection.size",), lambda x, v: x["collection.size"],

@@ -161,6 +161,8 @@ class CounterTable:
         Only the known rows are decayed: a user has touched few of the page's items, brands and
         categories, so most keyed reads are mostly unknown rows."""
         n = len(rows)
+        if n == 1:  # a request's own row (user, session, collection): scalar steps, no masks
+            return self._read_one(int(rows[0]), t)
         has_last = self.is_last.any()
         known = np.flatnonzero(rows >= 0) if self.rows else np.zeros(0, dtype=np.int64)
         all_known = len(known) == n
@@ -181,6 +183,26 @@ class CounterTable:
             out[:, self.is_last] = np.nan
         out[known] = values
         return out
+
+
+    def _read_one(self, row: int, t: float) -> np.ndarray:
+        if row < 0 or row >= self.rows:
+            return self._absent_row.copy()
+        values = self.values[row: row + 1].copy()
+        anchor = float(self.anchor[row])
+        if len(self.decay_rates) and np.isfinite(anchor) and np.isfinite(t - anchor):
+            values[0, self.decays] *= np.exp(-(t - anchor) * self.decay_rates)
+        if self._has_last:
+            values[np.isinf(values) & self.is_last] = np.nan
+        return values
+
+    @property
+    def _absent_row(self) -> np.ndarray:
+        return np.where(self.is_last, np.nan, 0.0)[None, :]
+
+    @property
+    def _has_last(self) -> bool:
+        return bool(self.is_last.any())
 
 
 class KeyedCounters:
@@ -213,6 +235,15 @@ class KeyedCounters:
         out[hit] = lo + pos[hit]
         return out
 
+    def user_view(self, user: int, t: float) -> KeyedView:
+        """One user's rows, decayed to t once: a request then looks up many codes in them with one
+        small binary search, instead of searching and decaying the table on every read."""
+        if user < 0 or len(self.keys) == 0:
+            return KeyedView.empty(self.table, t)
+        base = np.int64(user) << 32
+        lo, hi = np.searchsorted(self.keys, [base, base + (np.int64(1) << 32)])
+        return KeyedView(self.keys[lo:hi] - base, self.table.read(np.arange(lo, hi), t), self.table)
+
     def add(self, keys: np.ndarray, t: np.ndarray, contributions: np.ndarray) -> None:
         # self.keys is sorted and unique: a binary search, not numpy's set routines (which hash
         # the millions of stored keys again on every batch).
@@ -225,6 +256,28 @@ class KeyedCounters:
 
     def read(self, keys: np.ndarray, t: float) -> np.ndarray:
         return self.table.read(self.rows_of(keys), t)
+
+
+class KeyedView:
+    """A user's slice of a keyed table at one time: sorted codes and their values (read at t)."""
+
+    def __init__(self, codes: np.ndarray, values: np.ndarray, table: CounterTable) -> None:
+        self.codes = codes
+        self.values = values
+        # What an absent key reads as: 0 for sums, NaN for last times (as CounterTable.read).
+        self.absent = np.where(table.is_last, np.nan, 0.0)
+
+    @classmethod
+    def empty(cls, table: CounterTable, t: float) -> KeyedView:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros((0, len(table.rates))), table)
+
+    def read(self, codes: np.ndarray) -> np.ndarray:
+        """(len(codes), counters) values of these codes (< 0 or absent: no events)."""
+        if len(self.codes) == 0:
+            return np.broadcast_to(self.absent, (len(codes), len(self.absent))).copy()
+        pos = np.minimum(np.searchsorted(self.codes, codes), len(self.codes) - 1)
+        hit = (self.codes[pos] == codes) & (codes >= 0)
+        return np.where(hit[:, None], self.values[pos], self.absent)
 
 
 class InMemoryFeatureState:
@@ -510,7 +563,7 @@ class InMemoryFeatureState:
         for stream, counters in self.counters.items():
             if stream in PER_ITEM_STREAMS:
                 continue
-            values = self._read_stream(stream, code, np.zeros(0, dtype=np.int64), t, session_id, collection)
+            values = self._read_request_stream(stream, code, t, session_id, collection)
             for j, c in enumerate(counters):
                 inputs[c.name] = values[:, j]
         location, subscription = self.profiles.get(user_id, ("", ""))
@@ -531,19 +584,37 @@ class InMemoryFeatureState:
             inputs[taste.name] = self.taste_tables[taste.name].read(np.array([row]), t)
         return inputs
 
-    def item_inputs(self, user_id: str, item: np.ndarray, ts: datetime | float) -> dict[str, np.ndarray]:
+    def user_views(self, user_id: str, ts: datetime | float) -> dict[str, KeyedView]:
+        """The user's rows of the per-item keyed streams (user x item / category / brand / vertical),
+        read at ts: what `item_inputs` looks items up in. A request that reads items in several
+        batches makes these once."""
+        t = seconds(ts)
+        code = self.user_codes.get(user_id, -1)
+        return {stream: keyed.user_view(code, t) for stream, keyed in self.user_keyed.items()
+                if stream in PER_ITEM_STREAMS}
+
+    def item_inputs(self, user_id: str, item: np.ndarray, ts: datetime | float,
+                    views: Mapping[str, KeyedView] | None = None) -> dict[str, np.ndarray]:
         """The inputs that depend on the item (rows in this state's catalog, -1 unknown): the item's
-        counters and attributes and the user's counters keyed by the item or its attributes."""
+        counters and attributes and the user's counters keyed by the item or its attributes.
+        `views`: this user's `user_views` at ts, when the caller keeps them between batches."""
         t = seconds(ts)
         item = np.asarray(item, dtype=np.int64)
         known = item >= 0
         safe = np.where(known, item, 0)
-        code = self.user_codes.get(user_id, -1)
+        if views is None:
+            views = self.user_views(user_id, t)
         inputs: dict[str, np.ndarray] = {}
         for stream, counters in self.counters.items():
             if stream not in PER_ITEM_STREAMS:
                 continue
-            values = self._read_stream(stream, code, item, t, "", -1)
+            if stream == "item":
+                values = self.items.read(item, t)
+            elif stream == "user_item":
+                values = views[stream].read(item)
+            else:
+                values = views[stream].read(np.where(known, self.attribute_codes[STREAM_ITEM_ATTRIBUTE[stream]][safe],
+                                                     -1))
             for j, c in enumerate(counters):
                 inputs[c.name] = values[:, j]
 
@@ -599,24 +670,16 @@ class InMemoryFeatureState:
     def _in_current_session(self, user: int, session_id: str) -> bool:
         return user >= 0 and session_id != "" and self.current_session[user] == session_id
 
-    def _read_stream(self, stream: str, user: int, item: np.ndarray, t: float, session_id: str,
-                     collection: int) -> np.ndarray:
-        if stream == "item":
-            return self.items.read(item, t)
+    def _read_request_stream(self, stream: str, user: int, t: float, session_id: str, collection: int) -> np.ndarray:
+        """One row of a stream read once per request (user, session, collection, user x collection)."""
         if stream == "user":  # the same for every item: one row, broadcast by the formulas
             return self.user_totals.read(np.array([user]), t)
         if stream == "session":
             return self.sessions.read(np.array([user if self._in_current_session(user, session_id) else -1]), t)
         if stream == "collection":
             return self.collection_totals.read(np.array([collection]), t)
-        keyed = self.user_keyed[stream]
-        if stream == "user_item":
-            code = item
-        elif stream == "user_collection":
-            code = np.array([collection])
-        else:
-            code = np.where(item >= 0, self.attribute_codes[STREAM_ITEM_ATTRIBUTE[stream]][item], -1)
-        return keyed.table.read(keyed.rows_of_user(user, code), t)
+        keyed = self.user_keyed[stream]  # user x collection
+        return keyed.table.read(keyed.rows_of_user(user, np.array([collection])), t)
 
 
 def _group_median(groups: np.ndarray, values: np.ndarray) -> np.ndarray:

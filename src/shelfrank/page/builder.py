@@ -11,6 +11,7 @@ and one model call); the only Python loops run over rows (tens), never over item
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -228,7 +229,7 @@ def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequ
     clock.lap("ranking")
 
     slate = DropOutOfStock(cat.in_stock).apply(slate)
-    slate = DropJustCarted(_just_carted(user, len(cat))).apply(slate)
+    slate = DropJustCarted(_just_carted(user)).apply(slate)
     slate = DemoteMissingImages(cat.has_image, remove=pipeline.remove_no_image).apply(slate)
     clock.lap("rules")
 
@@ -267,15 +268,14 @@ def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequ
 CART_MEMORY_HOURS = 24.0
 
 
-def _just_carted(user: UserContext, n_items: int) -> np.ndarray:
+def _just_carted(user: UserContext) -> np.ndarray:
     """Items the user added to the cart or bought in the last day: not pushed again on the page
     (buying again comes later, through the buy-again source's own delay)."""
-    mask = np.zeros(n_items, dtype=bool)
     h = user.history
-    if len(h):
-        recent = (h.events >= ADD_TO_CART) & (h.ts >= user.t - CART_MEMORY_HOURS * 3_600.0)
-        mask[h.items[recent]] = True
-    return mask
+    if not len(h):
+        return np.zeros(0, dtype=np.int64)
+    recent = (h.events >= ADD_TO_CART) & (h.ts >= user.t - CART_MEMORY_HOURS * 3_600.0)
+    return np.asarray(h.items[recent], dtype=np.int64)
 
 
 def _pool_slate(chosen: list[CandidateCollection], item_pool: int) -> Slate:
@@ -436,7 +436,7 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
     idx = np.concatenate([r.items for r in rows]).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
     explored = np.concatenate([r.explored_items for r in rows]) if rows else np.zeros(0, dtype=bool)
     # Top signals of the ranked (not explored) shown items: one call for the whole page.
-    signals: list[dict[str, float]] = [{} for _ in range(n)]
+    signals: list[dict[str, float]] | None = None
     if ranker is not None and pair_features is not None and n:
         # Locate each shown (collection, item) among the scored pairs: sort the pair keys once.
         pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
@@ -449,8 +449,14 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
         found = (sorted_keys[pos] == wanted) & ~explored
         names = tuple(ranker.ranker.feature_names_[: pair_features.shape[1]])
         values = ranker.contributions(pair_features[order[pos[found]]], pair_features, names)
-        for j, v in zip(np.flatnonzero(found).tolist(), values, strict=True):
-            signals[j] = v
+        if found.all():
+            signals = values
+        else:
+            signals = [{} for _ in range(n)]
+            for j, v in zip(np.flatnonzero(found).tolist(), values, strict=True):
+                signals[j] = v
+    if signals is None:
+        signals = [{} for _ in range(n)]
     bought = np.sort(user.history.items[user.history.events == PURCHASE]) if len(user.history) \
         else np.zeros(0, np.int64)
     new = user.t - cat.created_t[idx] < pipeline.new_item_days * DAY
@@ -461,18 +467,15 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
     reason = np.where(explored, EXPLORED_REASON, np.where(was_bought, BOUGHT_REASON, reason))
     relevance = np.concatenate([r.relevance for r in rows]) if rows else np.zeros(0)
     propensity = np.concatenate([r.propensity for r in rows]) if rows else np.zeros(0)
-    brand_code, cat_code = cat.brand[idx], cat.category[idx]
-    has_cat = cat_code >= 0
-    no_text = np.asarray([""], dtype=object)
     columns = (
         cat.item_ids[idx].tolist(),
-        (np.arange(n) - np.repeat(np.cumsum([0, *lengths[:-1]]), lengths)).tolist() if n else [],
+        [p for length in lengths for p in range(length)],
         np.round(np.where(np.isfinite(relevance), relevance, 0.0), 6).tolist(),
         np.round(propensity, 6).tolist(),
         cat.titles[idx].tolist(),
-        np.where(brand_code >= 0, cat.brands[np.maximum(brand_code, 0)], no_text).tolist(),
-        np.where(has_cat, cat.category_ids[np.maximum(cat_code, 0)], no_text).tolist(),
-        np.where(has_cat, cat.category_names[np.maximum(cat_code, 0)], no_text).tolist(),
+        cat.item_brand_names[idx].tolist(),
+        cat.item_category_ids[idx].tolist(),
+        cat.item_category_names[idx].tolist(),
         np.round(cat.price[idx], 2).tolist(),
         cat.image_urls[idx].tolist(),
         cat.has_image[idx].tolist(),
@@ -486,16 +489,18 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
     start = 0
     for r, (row, cand, length) in enumerate(zip(rows, cands, lengths, strict=True)):
         _, retrieval, first = by_id[row.collection_id]
+        retrieval = float(retrieval)
         row_signals = {**{k: float(v) for k, v in cand.signals.items()}, "prior": round(float(cand.prior), 4),
                        "first_pass": round(float(first), 4)}
-        if np.isfinite(retrieval):
-            row_signals["retrieval"] = round(float(retrieval), 6)
+        finite = math.isfinite(retrieval)
+        if finite:
+            row_signals["retrieval"] = round(retrieval, 6)
         out.append(CollectionRow(
             collection_id=row.collection_id, title=cand.title, source=cand.source, generator=cand.generator, row=r,
-            score=round(row.score, 6) if np.isfinite(row.score) else 0.0,
+            score=round(row.score, 6) if math.isfinite(row.score) else 0.0,
             reason="New collection: shown to learn how it does" if row.explored_row else cand.reason,
             items=tuple(slots[start: start + length]),
-            retrieval_score=round(float(retrieval), 6) if np.isfinite(retrieval) else None,
+            retrieval_score=round(retrieval, 6) if finite else None,
             explore=row.explored_row, pinned=cand.pinned_row >= 0, propensity=round(row.row_propensity, 6),
             signals=row_signals,
         ))

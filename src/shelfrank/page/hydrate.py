@@ -24,18 +24,28 @@ import numpy as np
 
 from shelfrank.arrays import in_sorted, unique_sorted
 from shelfrank.features.definitions import Feature, FeatureSpace, feature_matrix
-from shelfrank.features.online import InMemoryFeatureState, seconds
+from shelfrank.features.online import PER_ITEM_STREAMS, InMemoryFeatureState, seconds
 
 COLLECTION_STREAMS = ("collection", "user_collection")
 COLLECTION_ATTRIBUTES = ("collection.source", "collection.size")
 
 
+def _columns(space: FeatureSpace, keep) -> tuple[np.ndarray, tuple[Feature, ...]]:
+    picked = [(j, f) for j, f in enumerate(space.features) if keep(f)]
+    return np.asarray([j for j, _ in picked], dtype=np.int64), tuple(f for _, f in picked)
+
+
 def _collection_dependent(space: FeatureSpace) -> tuple[np.ndarray, tuple[Feature, ...]]:
     """Column indices and features whose inputs involve the collection."""
     counters = {c.name for s in COLLECTION_STREAMS for c in space.counters.get(s, ())}
-    picked = [(j, f) for j, f in enumerate(space.features)
-              if any(i in counters or i in COLLECTION_ATTRIBUTES for i in f.inputs)]
-    return np.asarray([j for j, _ in picked], dtype=np.int64), tuple(f for _, f in picked)
+    return _columns(space, lambda f: any(i in counters or i in COLLECTION_ATTRIBUTES for i in f.inputs))
+
+
+def _item_dependent(space: FeatureSpace) -> tuple[np.ndarray, tuple[Feature, ...]]:
+    """Column indices and features whose inputs involve the item (its counters, attributes or vector,
+    or the user's counters keyed by it); the others are the same for every item of a request."""
+    per_item = {c.name for s in PER_ITEM_STREAMS for c in space.counters.get(s, ())}
+    return _columns(space, lambda f: any(i in per_item or i.startswith("item.") for i in f.inputs))
 
 
 @dataclass
@@ -60,6 +70,13 @@ class FeatureHydrator:
     def __init__(self, state: InMemoryFeatureState) -> None:
         self.state = state
         self.columns, self.collection_features = _collection_dependent(state.space)
+        # An item row = the request's row (features that do not read the item, computed once per
+        # request; the collection ones as for no collection) with the item columns written over it.
+        self.item_columns, self.item_features = _item_dependent(state.space)
+        request = np.ones(len(state.space.features), dtype=bool)
+        request[self.item_columns] = False
+        self.request_columns = np.flatnonzero(request)
+        self.request_features = tuple(state.space.features[j] for j in self.request_columns)
         self._aligned: tuple[np.ndarray, np.ndarray] | None = None  # (catalog ids, state ids) known equal
 
     def for_request(self, user_id: str, t: float, context: Mapping[str, str | None]) -> RequestFeatures:
@@ -95,6 +112,8 @@ class RequestFeatures:
         self.t = seconds(t)
         self.context = {k: v for k, v in context.items() if k != "collection_id"}
         self._request_inputs: dict[str, np.ndarray] | None = None
+        self._request_row: np.ndarray | None = None  # (d,) the request-level columns filled in
+        self._views = None  # the user's keyed rows at t, made on the first item read
         self._items = np.zeros(0, dtype=np.int64)  # sorted keys of the rows below
         self._item_rows = np.zeros((0, len(self.state.space.features)))
         self._collections: dict[str, int] = {}
@@ -110,11 +129,18 @@ class RequestFeatures:
     def _rows_of_items(self, items: np.ndarray, catalog_ids: np.ndarray) -> np.ndarray:
         new = unique_sorted(items[~in_sorted(items, self._items)])
         if len(new):
+            hydrator, space = self.hydrator, self.state.space
             if self._request_inputs is None:
                 self._request_inputs = self.state.request_inputs(self.user_id, self.t, self.context)
-            rows = self.hydrator.state_rows(new, catalog_ids)
-            inputs = {**self._request_inputs, **self.state.item_inputs(self.user_id, rows, self.t)}
-            matrix = self.state.space.matrix(inputs, rows=len(new))
+                self._views = self.state.user_views(self.user_id, self.t)
+                self._request_row = np.zeros(len(space.features))
+                self._request_row[hydrator.request_columns] = feature_matrix(
+                    hydrator.request_features, self._request_inputs, space.vocabularies, rows=1)[0]
+            rows = hydrator.state_rows(new, catalog_ids)
+            inputs = {**self._request_inputs, **self.state.item_inputs(self.user_id, rows, self.t, self._views)}
+            matrix = np.repeat(self._request_row[None, :], len(new), axis=0)
+            matrix[:, hydrator.item_columns] = feature_matrix(hydrator.item_features, inputs, space.vocabularies,
+                                                              rows=len(new))
             keys = np.concatenate([self._items, new])
             order = np.argsort(keys, kind="stable")
             self._items = keys[order]

@@ -11,6 +11,7 @@ from collections import Counter
 
 import numpy as np
 
+from shelfrank.arrays import in_sorted, unique_sorted
 from shelfrank.page.slate import Slate, StageTrace
 
 
@@ -37,14 +38,18 @@ class DropJustCarted:
     """Items the user has just put in the cart (or bought) are not offered again on this page."""
 
     def __init__(self, just_carted: np.ndarray) -> None:
-        self.just_carted = np.asarray(just_carted, dtype=bool)
+        """just_carted: the catalog indices of those items (any order, repeats allowed)."""
+        self.just_carted = unique_sorted(np.asarray(just_carted, dtype=np.int64))
 
     def apply(self, slate: Slate) -> Slate:
         started = time.perf_counter()
-        out = slate.valid & _catalog_lookup(self.just_carted, slate.items, False)
-        trace = StageTrace("drop_just_carted", Counter({"just_carted": int(out.sum())}),
-                           seconds=time.perf_counter() - started)
-        return slate.with_trace(trace, scores=np.where(out, -np.inf, slate.scores))
+        if len(self.just_carted):
+            out = slate.valid & in_sorted(slate.items.ravel(), self.just_carted).reshape(slate.items.shape)
+            scores, n_out = np.where(out, -np.inf, slate.scores), int(out.sum())
+        else:  # the usual case: nothing carted in the last day
+            scores, n_out = slate.scores, 0
+        trace = StageTrace("drop_just_carted", Counter({"just_carted": n_out}), seconds=time.perf_counter() - started)
+        return slate.with_trace(trace, scores=scores)
 
 
 class DemoteMissingImages:
@@ -91,19 +96,28 @@ class DedupeItemsAcrossPage:
         # lists beats a dozen numpy calls per row.
         order = slate.display_order
         live = np.flatnonzero(slate.live_collections)
-        sorted_items = np.take_along_axis(items, order, axis=1)[live].tolist()
-        sorted_valid = np.take_along_axis(slate.valid, order, axis=1)[live].tolist()
+        # Valid slots lead the display order (removed and empty ones score -inf), so a row's
+        # candidates are usually a prefix of its sorted items.
+        sorted_valid = np.take_along_axis(slate.valid[live], order[live], axis=1)
+        n_valid = sorted_valid.sum(axis=1)
+        prefix = bool((sorted_valid.cumprod(axis=1).sum(axis=1) == n_valid).all())
+        valid_lists = None if prefix else sorted_valid.tolist()
+        sorted_items = np.take_along_axis(items[live], order[live], axis=1).tolist()
         shown: set[int] = set()
         drop_rows, drop_slots = [], []
-        for r, (row_items, row_valid) in enumerate(zip(sorted_items, sorted_valid, strict=True)):
+        visible = self.visible
+        for r, (row_items, n) in enumerate(zip(sorted_items, n_valid.tolist(), strict=True)):
+            slots = range(n) if valid_lists is None else [k for k, ok in enumerate(valid_lists[r]) if ok]
+            row = [row_items[k] for k in slots] if valid_lists is not None else row_items[:n]
+            if shown.isdisjoint(row):  # the usual case: nothing of this row is on the page yet
+                shown.update(row[:visible])
+                continue
             first: list[int] = []
-            for k, (item, ok) in enumerate(zip(row_items, row_valid, strict=True)):
-                if not ok:
-                    continue
+            for k, item in zip(slots, row, strict=True):
                 if item in shown:
                     drop_rows.append(r)
                     drop_slots.append(k)
-                elif len(first) < self.visible:
+                elif len(first) < visible:
                     first.append(item)
             shown.update(first)
         if drop_rows:
@@ -134,13 +148,13 @@ class InsertPinnedCollections:
 
     def apply(self, slate: Slate) -> Slate:
         started = time.perf_counter()
-        live = np.flatnonzero(slate.live_collections)
-        pinned = [c for c in live if slate.pinned_rows[c] >= 0]
-        free = [c for c in live if slate.pinned_rows[c] < 0]
-        order: list[int] = list(free)
-        for c in sorted(pinned, key=lambda c: slate.pinned_rows[c]):
-            order.insert(min(int(slate.pinned_rows[c]), len(order)), c)
-        is_live = set(live.tolist())
+        live = np.flatnonzero(slate.live_collections).tolist()
+        pinned_rows = slate.pinned_rows.tolist()
+        pinned = [c for c in live if pinned_rows[c] >= 0]
+        order: list[int] = [c for c in live if pinned_rows[c] < 0]
+        for c in sorted(pinned, key=pinned_rows.__getitem__):
+            order.insert(min(pinned_rows[c], len(order)), c)
+        is_live = set(live)
         order += [c for c in range(len(slate.collection_ids)) if c not in is_live]
         index = np.asarray(order, dtype=np.int64)
         trace = StageTrace("insert_pinned_collections", seconds=time.perf_counter() - started)
@@ -170,7 +184,7 @@ class DropSimilarCollections:
             kept: list[int] = []
             for i, c in enumerate(live.tolist()):
                 too_similar = similarity[i]
-                if not pinned[i] and any(too_similar[j] for j in kept):
+                if not pinned[i] and any(map(too_similar.__getitem__, kept)):
                     dropped[c] = True
                     continue
                 kept.append(i)

@@ -31,13 +31,16 @@ class CollectionBatch:
 def group_means(X: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, d) mean of the rows of each group (0 for an empty group); one sort and one reduceat,
     much faster than np.add.at."""
-    order = np.argsort(group, kind="stable")
-    g = group[order]
+    if len(group) > 1 and bool((group[1:] < group[:-1]).any()):
+        order = np.argsort(group, kind="stable")
+        g, rows = group[order], X[order]
+    else:  # already grouped (pairs are made collection by collection): no sort, no copy
+        g, rows = group, X
     counts = np.bincount(g, minlength=n_groups)
     out = np.zeros((n_groups, X.shape[1]))
     if len(g):
         starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-        out[g[starts]] = np.add.reduceat(X[order], starts, axis=0)
+        out[g[starts]] = np.add.reduceat(rows, starts, axis=0)
     return out / np.maximum(counts, 1)[:, None]
 
 
@@ -129,9 +132,10 @@ class RankerScorer:
         return self.ranker.booster_
 
     def design(self, X: np.ndarray) -> np.ndarray:
-        if isinstance(self.ranker, PositionFeatureRanker):
-            slot = np.zeros((len(X), len(self.ranker.position_features)))
-            return np.column_stack([X, slot]).astype(np.float32)
+        if isinstance(self.ranker, PositionFeatureRanker):  # slot features at 0: row 0, position 0
+            design = np.zeros((len(X), X.shape[1] + len(self.ranker.position_features)), dtype=np.float32)
+            design[:, : X.shape[1]] = X
+            return design
         return np.asarray(X, dtype=np.float32)
 
     def score(self, X: np.ndarray) -> np.ndarray:
@@ -159,6 +163,11 @@ class RankerScorer:
             return []
         gain = self._gain[: len(names)]  # the named features only: slot features are not signals
         share = gain / gain.sum() if gain.sum() > 0 else gain
+        # A feature equal on every candidate (the user's and the context's) sets no item apart; left in,
+        # its rounding-level spread would turn into a large z-score. Dropping it also halves the work.
+        varying = np.flatnonzero((reference != reference[:1]).any(axis=0) & (share > 0))
+        reference, X, share = reference[:, varying], X[:, varying], share[varying]
+        label_of = np.asarray(names, dtype=object)[varying]
         finite = np.isfinite(reference)
         if finite.all():  # the usual case: three passes instead of eight
             mean = reference.mean(axis=0)
@@ -168,17 +177,26 @@ class RankerScorer:
             count = np.maximum(finite.sum(axis=0), 1)
             mean = np.where(finite, reference, 0.0).sum(axis=0) / count
             std = np.sqrt(np.where(finite, (reference - mean) ** 2, 0.0).sum(axis=0) / count)
-        scale = np.where(std > 0, share / np.where(std > 0, std, 1.0), 0.0)  # z-score times gain share
+        spread = std > 1e-9 * np.abs(mean)  # not a constant (with missing values) read through rounding
+        scale = np.where(spread, share / np.where(spread, std, 1.0), 0.0)  # z-score times gain share
         weight = (X - mean) * scale
         if not np.isfinite(weight).all():
             weight = np.nan_to_num(weight)
         order = np.argsort(-np.abs(weight), axis=1)[:, :top]
         picked = np.round(np.take_along_axis(weight, order, axis=1), 4)
-        labels = np.asarray(names, dtype=object)[order].tolist()
-        values_list = picked.tolist()
-        out = list(map(dict, map(zip, labels, values_list)))  # C-level loops: ~2x a comprehension
-        for i in np.flatnonzero((picked == 0.0).any(axis=1)).tolist():  # rare: fewer than `top` signals
-            out[i] = {n: v for n, v in out[i].items() if v != 0.0}
+        labels = label_of[order]
+        # Signals that round to 0 say nothing and are left out; sorted by strength, they are the last
+        # ones of their row, so rows are grouped by how many signals they keep.
+        kept = (picked != 0.0).sum(axis=1)
+        if (kept == picked.shape[1]).all():
+            return list(map(dict, map(zip, labels.tolist(), picked.tolist())))  # C-level loops
+        out: list[dict[str, float]] = [{} for _ in range(len(X))]
+        for k in range(1, picked.shape[1] + 1):
+            rows = np.flatnonzero(kept == k)
+            if len(rows):
+                for i, d in zip(rows.tolist(), map(dict, map(zip, labels[rows, :k].tolist(),
+                                                                picked[rows, :k].tolist())), strict=True):
+                    out[i] = d
         return out
 
 

@@ -88,7 +88,14 @@ class Slate:
         return np.argsort(-self.scores, axis=1, kind="stable")
 
     def with_trace(self, trace: StageTrace, **changes: object) -> Slate:
-        return replace(self, trace=(*self.trace, trace), **changes)
+        out = replace(self, trace=(*self.trace, trace), **changes)
+        # A stage that changed nothing a derived array reads from keeps it (arrays are not mutated).
+        same_slots = out.items is self.items and out.scores is self.scores
+        for name, same in (("valid", same_slots), ("display_order", same_slots),
+                           ("live_collections", out.collection_scores is self.collection_scores)):
+            if same and name in self.__dict__:
+                out.__dict__[name] = self.__dict__[name]
+        return out
 
     def reorder_collections(self, order: np.ndarray, trace: StageTrace, **changes: object) -> Slate:
         """The same slate with its collections (rows of every array) in `order`."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import duckdb
 import numpy as np
@@ -97,6 +98,19 @@ class Catalog:
             known = index >= 0
             self.popularity[index[known]] = np.asarray(list(popularity.values()), dtype=np.float64)[known]
         self.reindex()
+
+    # Display names per item (brand and category never change for an item): one gather per page.
+    @cached_property
+    def item_brand_names(self) -> np.ndarray:
+        return _names_per_item(self.brands, self.brand)
+
+    @cached_property
+    def item_category_ids(self) -> np.ndarray:
+        return _names_per_item(self.category_ids, self.category)
+
+    @cached_property
+    def item_category_names(self) -> np.ndarray:
+        return _names_per_item(self.category_names, self.category)
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -204,6 +218,12 @@ class Catalog:
 
     def set_stock(self, item_indices: np.ndarray, in_stock: np.ndarray | bool) -> None:
         self.in_stock[np.asarray(item_indices, dtype=np.int64)] = in_stock
+
+
+def _names_per_item(names: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """(n_items,) object array: the name of each item's code, "" for none."""
+    named = np.asarray(names, dtype=object)
+    return np.where(codes >= 0, named[np.maximum(codes, 0)] if len(named) else "", "").astype(object)
 
 
 def popularity_from_store(con: duckdb.DuckDBPyConnection, as_of: datetime | None = None) -> dict[str, float]:
