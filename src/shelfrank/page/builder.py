@@ -396,14 +396,19 @@ def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection
     eligible = explorable & ~on_page[safe]
     rows_out: list[_Row] = []
     changed = False  # an explored item joined the page: later rows' eligible items are read again
+    draws = rng.random(len(rows)).tolist()  # whether each row explores: one draw per row, made at once
+    any_eligible = eligible.any(axis=1).tolist()
     for r, (c, explored_row, row_p) in enumerate(zip(rows.tolist(), placement.explored.tolist(),
                                                      placement.propensity.tolist(), strict=True)):
         k = n_valid[r]
         row_items = items[r, :k]
-        pickable = candidates[r][explorable[r] & ~on_page[safe[r]] if changed else eligible[r]]
+        if changed:
+            pickable = candidates[r][explorable[r] & ~on_page[safe[r]]]
+        else:
+            pickable = candidates[r][eligible[r]] if any_eligible[r] else candidates[r][:0]
         item_place = explore_slots(row_items, pickable, pipeline.explore_items,
-                                   min(pipeline.explore_first_position, max(k - 1, 0)), rng)
-        if item_place.explored.any():
+                                   min(pipeline.explore_first_position, max(k - 1, 0)), rng, draws[r])
+        if item_place.slot >= 0:
             rel = np.full(k, np.nan)
             keep = ~item_place.explored
             rel[keep] = relevance[r, : keep.sum()]

@@ -33,6 +33,7 @@ class Placement:
     shown: np.ndarray  # the entries in display order
     explored: np.ndarray  # bool, True for the entry placed by exploration
     propensity: np.ndarray  # float, per shown entry
+    slot: int = -1  # where the explored entry went; -1 when none was placed
 
 
 @lru_cache(maxsize=256)
@@ -44,15 +45,18 @@ def _slot_after(k: int, first: int) -> np.ndarray:
 
 
 def explore_slots(deterministic: np.ndarray, eligible: np.ndarray, epsilon: float, first: int,
-                  rng: np.random.Generator) -> Placement:
-    """Maybe put one of `eligible` into `deterministic` (a row's items or the page's rows)."""
+                  rng: np.random.Generator, draw: float | None = None) -> Placement:
+    """Maybe put one of `eligible` into `deterministic` (a row's items or the page's rows).
+
+    draw: the uniform draw that decides whether to explore, when the caller drew it already (a
+    page draws one per row at once); else it comes from `rng`."""
     k = len(deterministic)
     n_slots = k - first
     if epsilon <= 0 or n_slots <= 0 or len(eligible) == 0:
         return Placement(deterministic, np.zeros(k, dtype=bool), np.ones(k))
     # P(slot > q) and P(slot <= q) for a slot uniform on [first, k).
     after = _slot_after(k, first)
-    if rng.random() >= epsilon:
+    if (rng.random() if draw is None else draw) >= epsilon:
         return Placement(deterministic, np.zeros(k, dtype=bool), (1.0 - epsilon) + epsilon * after)
     slot = int(rng.integers(first, k))
     pick = eligible[int(rng.integers(len(eligible)))]
@@ -63,4 +67,4 @@ def explore_slots(deterministic: np.ndarray, eligible: np.ndarray, epsilon: floa
     propensity[:slot] = (1.0 - epsilon) + epsilon * after[:slot]
     propensity[slot] = epsilon / n_slots / len(eligible)
     propensity[slot + 1:] = epsilon * upto[slot: k - 1]
-    return Placement(shown, explored, propensity)
+    return Placement(shown, explored, propensity, slot)
