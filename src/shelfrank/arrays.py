@@ -29,3 +29,10 @@ def in_sorted(values: np.ndarray, sorted_reference: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     pos = np.minimum(np.searchsorted(sorted_reference, values), len(sorted_reference) - 1)
     return sorted_reference[pos] == values
+
+
+def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values ascending, index of each value among them), as np.unique(return_inverse=True)."""
+    values = np.asarray(values)
+    distinct = unique_sorted(values)
+    return distinct, np.searchsorted(distinct, values)

@@ -20,7 +20,7 @@ from datetime import UTC
 
 import numpy as np
 
-from shelfrank.arrays import in_sorted
+from shelfrank.arrays import in_sorted, unique_inverse
 from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
 from shelfrank.candidates.first_pass import first_pass
 from shelfrank.contracts import PageRequest
@@ -190,7 +190,7 @@ def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequ
     if use_retrieval and len(kept) > 0:
         leading = [c.items[: pipeline.retrieval_items] for c in kept]
         flat = np.concatenate(leading)
-        unique, item_row = np.unique(flat, return_inverse=True)
+        unique, item_row = unique_inverse(flat)
         owner = np.repeat(np.arange(len(kept)), [len(x) for x in leading])
         feats = reads.hydrate(unique, cat.item_ids, [c.collection_id for c in kept])
         shown = np.minimum([len(c.items) for c in kept], request.items).astype(np.float64)
@@ -215,7 +215,7 @@ def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequ
     pair_items = slate.items[rows_idx, cols_idx]
     pair_features = None
     if ranker is not None and reads is not None and len(pair_items):
-        unique, item_row = np.unique(pair_items, return_inverse=True)
+        unique, item_row = unique_inverse(pair_items)
         feats = reads.hydrate(unique, cat.item_ids, [c.collection_id for c in chosen])
         pair_features = feats.pairs(rows_idx, item_row)
         pair_scores = ranker.score(pair_features)

@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from shelfrank.arrays import in_sorted, unique_sorted
+from shelfrank.arrays import in_sorted, unique_inverse, unique_sorted
 from shelfrank.page.slate import Slate, StageTrace
 
 
@@ -201,7 +201,7 @@ class DropSimilarCollections:
         shown = slate.valid[rows][picked, top]
         category = np.where(shown, self.category[np.maximum(items, 0)] + 1, -1)  # +1: "no category" counts
         row_of, col = np.nonzero(shown)
-        present, code = np.unique(category[row_of, col], return_inverse=True)
+        present, code = unique_inverse(category[row_of, col])
         hist = np.bincount(row_of * len(present) + code, minlength=len(rows) * len(present)).astype(np.float64)
         hist = hist.reshape(len(rows), len(present))
         norm = np.linalg.norm(hist, axis=1, keepdims=True)
