@@ -20,7 +20,7 @@ from datetime import UTC
 
 import numpy as np
 
-from shelfrank.arrays import in_sorted, unique_inverse
+from shelfrank.arrays import in_sorted, unique_inverse, unique_sorted
 from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
 from shelfrank.candidates.first_pass import first_pass
 from shelfrank.contracts import PageRequest
@@ -138,9 +138,9 @@ def build_page(resources: PageResources, pipeline: PagePipeline, request: PageRe
         clock.lap("cache")
     rule_counts = Counter(prepared.rule_counts)
 
-    page_rows = _explore_and_cut(prepared.slate, prepared.pool, prepared.chosen, pipeline, request, user.t, cat, rng)
+    shown = _explore_and_cut(prepared.slate, prepared.pool, prepared.chosen, pipeline, request, user.t, cat, rng)
     clock.lap("exploration")
-    rows = _explain(page_rows, prepared.by_id, prepared.slate, cat, prepared.ranker, prepared.pair_features,
+    rows = _explain(shown, prepared.by_id, prepared.slate, cat, prepared.ranker, prepared.pair_features,
                     prepared.pool, prepared.rows_idx, prepared.cols_idx, user, pipeline)
     clock.lap("explain")
     ranker_name = prepared.ranker_name
@@ -358,19 +358,27 @@ def _refill(slate: Slate, pool: Slate, width: int, in_stock: np.ndarray) -> Slat
 
 
 @dataclass
-class _Row:
-    collection_id: str
-    items: np.ndarray
-    relevance: np.ndarray
-    explored_items: np.ndarray
-    propensity: np.ndarray
-    row_propensity: float
-    explored_row: bool
-    score: float
+class _Shown:
+    """The page as shown, after exploration and the cut: (R, W) matrices whose row r holds its
+    first lengths[r] slots (the rest is padding), so explanations read them without a loop."""
+
+    collection_ids: list[str]
+    items: np.ndarray  # (R, W) int64 catalog indices
+    relevance: np.ndarray  # (R, W) the ranker's scores; NaN for an item placed by exploration
+    explored: np.ndarray  # (R, W) bool: placed by exploration
+    propensity: np.ndarray  # (R, W) P(this item at this slot), its row's propensity included
+    lengths: np.ndarray  # (R,)
+    row_propensity: list[float]
+    explored_row: list[bool]
+    scores: list[float]  # each row's ordering score
+
+    @property
+    def mask(self) -> np.ndarray:
+        return np.arange(self.items.shape[1])[None, :] < self.lengths[:, None]
 
 
 def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection], pipeline: PagePipeline,
-                     request: PageRequest, t: float, cat: Catalog, rng: np.random.Generator) -> list[_Row]:
+                     request: PageRequest, t: float, cat: Catalog, rng: np.random.Generator) -> _Shown:
     live = np.flatnonzero(slate.live_collections)
     shown_rows = live[: request.rows]
     created = {c.collection_id: c.created_t for c in chosen}
@@ -380,46 +388,71 @@ def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection
     placement = explore_slots(shown_rows, new_rows, pipeline.explore_collections,
                               min(pipeline.explore_first_row, max(len(shown_rows) - 1, 0)), rng)
     rows = np.asarray(placement.shown, dtype=np.int64)
+    collection_ids = [str(c) for c in slate.collection_ids[rows].tolist()]
     # Every shown row's first `items` slots in display order, as (R, items) matrices: valid slots
     # come first (removed ones are -inf, sorted last).
     order = slate.display_order[rows, : request.items]
     at = (rows[:, None], order)
-    items, relevance, n_valid = slate.items[at], slate.relevance[at], slate.valid[at].sum(axis=1).tolist()
-    on_page = np.zeros(len(cat), dtype=bool)
-    on_page[np.concatenate([items[r, :k] for r, k in enumerate(n_valid)]) if len(rows) else []] = True
+    items, relevance = slate.items[at].copy(), slate.relevance[at].copy()
+    lengths = slate.valid[at].sum(axis=1)
+    explored = np.zeros(items.shape, dtype=bool)
+    propensity = np.ones(items.shape)
+    epsilon = pipeline.explore_items
+    if epsilon > 0 and len(rows):
+        _explore_items(items, relevance, explored, propensity, lengths, rows, collection_ids, pool, pipeline, t, cat,
+                       rng)
+    propensity *= placement.propensity[:, None]
+    return _Shown(collection_ids, items, relevance, explored, propensity, lengths, placement.propensity.tolist(),
+                  placement.explored.tolist(), slate.collection_scores[rows].astype(np.float64).tolist())
+
+
+def _explore_items(items: np.ndarray, relevance: np.ndarray, explored: np.ndarray, propensity: np.ndarray,
+                   lengths: np.ndarray, rows: np.ndarray, collection_ids: list[str], pool: Slate,
+                   pipeline: PagePipeline, t: float, cat: Catalog, rng: np.random.Generator) -> None:
+    """Per row, with probability epsilon, one visible slot goes to a new in-stock item of the row's pool
+    that is not on the page yet (explore.py has the rule and its propensities). Works in place on
+    the shown matrices: one draw per row at once, propensities of the rows that could explore set as
+    one matrix; only rows that do explore (a few percent) take a step of their own."""
+    epsilon = pipeline.explore_items
+    width = items.shape[1]
+    valid = np.arange(width)[None, :] < lengths[:, None]
+    on_page = unique_sorted(items[valid])
     # Items exploration may place in a row: its pool's new, in-stock items not yet on the page.
-    pool_index = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
-    pool_rows = np.asarray([pool_index[str(slate.collection_ids[c])] for c in rows.tolist()], dtype=np.int64)
-    candidates = pool.items[pool_rows]
+    pool_index = {str(cid): i for i, cid in enumerate(pool.collection_ids.tolist())}
+    candidates = pool.items[np.asarray([pool_index[c] for c in collection_ids], dtype=np.int64)]
     safe = np.maximum(candidates, 0)
-    explorable = (candidates >= 0) & (t - cat.created_t[safe] < pipeline.new_item_days * DAY) & cat.in_stock[safe]
-    eligible = explorable & ~on_page[safe]
-    rows_out: list[_Row] = []
-    changed = False  # an explored item joined the page: later rows' eligible items are read again
-    draws = rng.random(len(rows)).tolist()  # whether each row explores: one draw per row, made at once
-    any_eligible = eligible.any(axis=1).tolist()
-    for r, (c, explored_row, row_p) in enumerate(zip(rows.tolist(), placement.explored.tolist(),
-                                                     placement.propensity.tolist(), strict=True)):
-        k = n_valid[r]
-        row_items = items[r, :k]
-        if changed:
-            pickable = candidates[r][explorable[r] & ~on_page[safe[r]]]
-        else:
-            pickable = candidates[r][eligible[r]] if any_eligible[r] else candidates[r][:0]
-        item_place = explore_slots(row_items, pickable, pipeline.explore_items,
-                                   min(pipeline.explore_first_position, max(k - 1, 0)), rng, draws[r])
-        if item_place.slot >= 0:
-            rel = np.full(k, np.nan)
-            keep = ~item_place.explored
-            rel[keep] = relevance[r, : keep.sum()]
-            on_page[item_place.shown] = True
-            changed = True
-        else:
-            rel = relevance[r, :k].copy()
-        rows_out.append(_Row(str(slate.collection_ids[c]), item_place.shown, rel, item_place.explored,
-                             item_place.propensity * row_p, row_p, explored_row,
-                             float(slate.collection_scores[c])))
-    return rows_out
+    eligible = (candidates >= 0) & (t - cat.created_t[safe] < pipeline.new_item_days * DAY) & cat.in_stock[safe]
+    eligible &= ~in_sorted(candidates.ravel(), on_page).reshape(candidates.shape)
+    first = np.minimum(pipeline.explore_first_position, np.maximum(lengths - 1, 0))
+    draws = rng.random(len(rows))  # whether each row explores
+    can = (lengths - first > 0) & eligible.any(axis=1)
+    # A row that could explore keeps each item at its place with (1 - eps) + eps * P(slot > q).
+    q = np.arange(width)[None, :]
+    after = np.clip(lengths[:, None] - 1 - np.maximum(q, first[:, None] - 1), 0, None) \
+        / np.maximum(lengths - first, 1)[:, None]
+    propensity[can] = (1.0 - epsilon) + epsilon * after[can]
+    exploring = np.flatnonzero(can & (draws < epsilon))
+    if not len(exploring):
+        return
+    placed: list[int] = []  # items explored into rows above: no longer eligible below
+    for r in range(int(exploring[0]), len(rows)):
+        if not can[r]:
+            continue
+        pickable = candidates[r][eligible[r]]
+        if placed:
+            pickable = pickable[~in_sorted(pickable, np.sort(np.asarray(placed, dtype=np.int64)))]
+        k = int(lengths[r])
+        if len(pickable) == 0:  # its only new items went into rows above
+            propensity[r, :k] = 1.0
+            continue
+        if draws[r] >= epsilon:
+            continue
+        place = explore_slots(items[r, :k], pickable, epsilon, int(first[r]), rng, float(draws[r]))
+        rel = np.full(k, np.nan)
+        rel[~place.explored] = relevance[r, : k - 1]
+        items[r, :k], relevance[r, :k], explored[r, :k], propensity[r, :k] = place.shown, rel, place.explored, \
+            place.propensity
+        placed.append(int(place.shown[place.slot]))
 
 
 _BADGES = tuple(tuple(b for b, on in zip(("new", "explore", "bought before"), (code & 1, code & 2, code & 4),
@@ -428,18 +461,19 @@ EXPLORED_REASON = "New: shown to learn how it does"
 BOUGHT_REASON = "You bought this before"
 
 
-def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, float, float]], slate: Slate,
+def _explain(shown: _Shown, by_id: Mapping[str, tuple[CandidateCollection, float, float]], slate: Slate,
              cat: Catalog, ranker: RankerScorer | None, pair_features: np.ndarray | None, pool: Slate,
              rows_idx: np.ndarray, cols_idx: np.ndarray, user: UserContext, pipeline: PagePipeline,
              ) -> list[CollectionRow]:
     """The page's rows with every shown item's display fields, reason, badges and top signals.
     Built as columns over the whole page (numpy, then one list per field) and zipped into the
     slots in one pass: no per-item Python beyond the slot's construction."""
-    lengths = [len(r.items) for r in rows]
-    n = sum(lengths)
-    shown_rows = np.repeat(np.arange(len(rows)), lengths)
-    idx = np.concatenate([r.items for r in rows]).astype(np.int64) if rows else np.zeros(0, dtype=np.int64)
-    explored = np.concatenate([r.explored_items for r in rows]) if rows else np.zeros(0, dtype=bool)
+    mask = shown.mask
+    shown_rows, positions = np.nonzero(mask)  # row-major: the page in reading order
+    lengths = shown.lengths.tolist()
+    n = len(shown_rows)
+    idx = shown.items[mask].astype(np.int64, copy=False)
+    explored = shown.explored[mask]
     # Top signals of the ranked (not explored) shown items: one call for the whole page.
     signals: list[dict[str, float]] | None = None
     if ranker is not None and pair_features is not None and n:
@@ -449,7 +483,7 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
         pair_key = rows_idx.astype(np.int64) * width + pool.items[rows_idx, cols_idx]
         order = np.argsort(pair_key, kind="stable")
         sorted_keys = pair_key[order]
-        wanted = np.asarray([pool_row[r.collection_id] for r in rows], dtype=np.int64)[shown_rows] * width + idx
+        wanted = np.asarray([pool_row[c] for c in shown.collection_ids], dtype=np.int64)[shown_rows] * width + idx
         pos = np.minimum(np.searchsorted(sorted_keys, wanted), len(order) - 1)
         found = (sorted_keys[pos] == wanted) & ~explored
         names = tuple(ranker.ranker.feature_names_[: pair_features.shape[1]])
@@ -467,14 +501,14 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
     new = user.t - cat.created_t[idx] < pipeline.new_item_days * DAY
     was_bought = in_sorted(idx, bought)
     badge_code = new.astype(np.int64) + 2 * explored + 4 * was_bought
-    cands = [by_id[r.collection_id][0] for r in rows]
-    reason = np.repeat(np.asarray([c.reason for c in cands], dtype=object), lengths)
+    cands = [by_id[c][0] for c in shown.collection_ids]
+    reason = np.asarray([c.reason for c in cands], dtype=object)[shown_rows]
     reason = np.where(explored, EXPLORED_REASON, np.where(was_bought, BOUGHT_REASON, reason))
-    relevance = np.concatenate([r.relevance for r in rows]) if rows else np.zeros(0)
-    propensity = np.concatenate([r.propensity for r in rows]) if rows else np.zeros(0)
+    relevance = shown.relevance[mask]
+    propensity = shown.propensity[mask]
     columns = (
         cat.item_ids[idx].tolist(),
-        [p for length in lengths for p in range(length)],
+        positions.tolist(),
         np.round(np.where(np.isfinite(relevance), relevance, 0.0), 6).tolist(),
         np.round(propensity, 6).tolist(),
         cat.titles[idx].tolist(),
@@ -492,8 +526,10 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
     slots = list(map(ItemSlot, *columns))
     out: list[CollectionRow] = []
     start = 0
-    for r, (row, cand, length) in enumerate(zip(rows, cands, lengths, strict=True)):
-        _, retrieval, first = by_id[row.collection_id]
+    for r, (cid, cand, length, score, explored_row, row_p) in enumerate(zip(
+            shown.collection_ids, cands, lengths, shown.scores, shown.explored_row, shown.row_propensity,
+            strict=True)):
+        _, retrieval, first = by_id[cid]
         retrieval = float(retrieval)
         row_signals = {**{k: float(v) for k, v in cand.signals.items()}, "prior": round(float(cand.prior), 4),
                        "first_pass": round(float(first), 4)}
@@ -501,12 +537,12 @@ def _explain(rows: list[_Row], by_id: Mapping[str, tuple[CandidateCollection, fl
         if finite:
             row_signals["retrieval"] = round(retrieval, 6)
         out.append(CollectionRow(
-            collection_id=row.collection_id, title=cand.title, source=cand.source, generator=cand.generator, row=r,
-            score=round(row.score, 6) if math.isfinite(row.score) else 0.0,
-            reason="New collection: shown to learn how it does" if row.explored_row else cand.reason,
+            collection_id=cid, title=cand.title, source=cand.source, generator=cand.generator, row=r,
+            score=round(score, 6) if math.isfinite(score) else 0.0,
+            reason="New collection: shown to learn how it does" if explored_row else cand.reason,
             items=tuple(slots[start: start + length]),
             retrieval_score=round(retrieval, 6) if finite else None,
-            explore=row.explored_row, pinned=cand.pinned_row >= 0, propensity=round(row.row_propensity, 6),
+            explore=explored_row, pinned=cand.pinned_row >= 0, propensity=round(row_p, 6),
             signals=row_signals,
         ))
         start += length
