@@ -59,7 +59,7 @@ def taste_vector(history: UserHistory, item_vectors: np.ndarray, t: float, half_
 
 def _prior(similarity: float) -> float:
     """Cosine in [-1, 1] -> [0, 1]."""
-    return float(np.clip((similarity + 1.0) / 2.0, 0.0, 1.0))
+    return min(max((float(similarity) + 1.0) / 2.0, 0.0), 1.0)
 
 
 def _nearest(index: VectorIndex, taste: np.ndarray, want: int) -> Iterator[tuple[int, float]]:

@@ -554,6 +554,22 @@ def counters_of(features: tuple[Feature, ...] = FEATURES) -> dict[str, tuple[Cou
     return {stream: tuple(cs.values()) for stream, cs in by_stream.items()}
 
 
+_DEFAULTS: dict[int, tuple[tuple[Feature, ...], np.ndarray]] = {}
+
+
+def _defaults(features: tuple[Feature, ...]) -> np.ndarray:
+    """The features' defaults as an array, kept per feature tuple (looked up by identity: hashing the
+    frozen Features would cost more than building the array)."""
+    hit = _DEFAULTS.get(id(features))
+    if hit is not None and hit[0] is features:
+        return hit[1]
+    out = np.array([f.default for f in features], dtype=np.float64)
+    if len(_DEFAULTS) > 256:
+        _DEFAULTS.clear()
+    _DEFAULTS[id(features)] = (features, out)
+    return out
+
+
 def feature_matrix(features: tuple[Feature, ...], inputs: Inputs, vocabularies: Vocabularies,
                    rows: int | None = None) -> np.ndarray:
     """Apply every feature's formula: one row per example, columns in declaration order.
@@ -566,7 +582,7 @@ def feature_matrix(features: tuple[Feature, ...], inputs: Inputs, vocabularies: 
     for j, feature in enumerate(features):
         out[:, j] = feature.formula(inputs, vocabularies)
     # Defaults in one pass over the matrix (not one per feature): NaN means "the inputs say nothing".
-    defaults = np.array([f.default for f in features])
+    defaults = _defaults(features)
     missing = np.isnan(out) & ~np.isnan(defaults)
     if missing.any():
         out[missing] = np.broadcast_to(defaults, out.shape)[missing]

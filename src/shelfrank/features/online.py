@@ -331,10 +331,17 @@ class InMemoryFeatureState:
         in_stock = pc.coalesce(items.column("in_stock"), pc.greater(items.column("stock_quantity"), 0),
                                pa.scalar(True))
         self.catalog_in_stock = _floats(in_stock)
-        self.price_now = np.full(n, np.nan)  # latest inventory price, NaN until one arrives
         self.price_t = np.full(n, -np.inf)
-        self.stock_now = np.full(n, np.nan)
         self.stock_t = np.full(n, -np.inf)
+        # The per-item attributes a request reads, as columns of one matrix (one gather per read);
+        # the names below are views of its columns, so updates write into it.
+        self._item_attributes = np.column_stack([
+            np.full(n, np.nan),  # price_now: the latest inventory price, NaN until one arrives
+            self.catalog_price, np.full(n, np.nan), self.catalog_in_stock, self.category_median_price,
+            self.has_image, self.created_t,
+        ]).astype(np.float64)
+        (self.price_now, self.catalog_price, self.stock_now, self.catalog_in_stock, self.category_median_price,
+         self.has_image, self.created_t) = self._item_attributes.T
 
     def _load_item_vectors(self) -> None:
         """Taste vectors per user code (one table per TasteVector), from the space's item embeddings.
@@ -620,20 +627,16 @@ class InMemoryFeatureState:
 
         all_known = bool(known.all())
 
-        def per_item(values: np.ndarray) -> np.ndarray:
-            return values[item].astype(np.float64, copy=False) if all_known else np.where(known, values[safe], np.nan)
-
+        attributes = self._item_attributes[item] if all_known \
+            else np.where(known[:, None], self._item_attributes[safe], np.nan)
+        price_now, catalog_price, stock_now, catalog_stock, median_price, has_image, created_t = attributes.T
         # The latest inventory update if there was one, else the catalog (only the requested rows).
-        price = per_item(self.price_now)
-        price = np.where(np.isnan(price), per_item(self.catalog_price), price)
-        stock = per_item(self.stock_now)
-        stock = np.where(np.isnan(stock), per_item(self.catalog_in_stock), stock)
         inputs.update({
-            "item.price": price,
-            "item.category_median_price": per_item(self.category_median_price),
-            "item.has_image": per_item(self.has_image),
-            "item.created_t": per_item(self.created_t),
-            "item.in_stock": stock,
+            "item.price": np.where(np.isnan(price_now), catalog_price, price_now),
+            "item.category_median_price": median_price,
+            "item.has_image": has_image,
+            "item.created_t": created_t,
+            "item.in_stock": np.where(np.isnan(stock_now), catalog_stock, stock_now),
         })
         if self.tastes:
             inputs[ITEM_VECTOR] = (self.catalog_vectors[item].astype(np.float64, copy=False) if all_known

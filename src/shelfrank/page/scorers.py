@@ -189,7 +189,9 @@ class RankerScorer:
         # ones of their row, so rows are grouped by how many signals they keep.
         kept = (picked != 0.0).sum(axis=1)
         if (kept == picked.shape[1]).all():
-            return list(map(dict, map(zip, labels.tolist(), picked.tolist())))  # C-level loops
+            if picked.shape[1] == 3:  # the default: dict displays build 2x faster than dict(zip(...))
+                return [{a: x, b: y, c: z} for (a, b, c), (x, y, z) in zip(labels.tolist(), picked.tolist())]
+            return list(map(dict, map(zip, labels.tolist(), picked.tolist())))
         out: list[dict[str, float]] = [{} for _ in range(len(X))]
         for k in range(1, picked.shape[1] + 1):
             rows = np.flatnonzero(kept == k)
