@@ -267,12 +267,16 @@ class BecauseYouViewedSource:
         clicked = (h.events == CLICK) & (h.ts >= user.t - self.window_days * DAY)
         if not clicked.any():
             return []
-        recent_first = h.items[clicked][::-1]
-        when = h.ts[clicked][::-1]
-        _, first = np.unique(recent_first, return_index=True)
-        first = np.sort(first)[: self.max_collections]
+        recent_first = h.items[clicked][::-1].tolist()
+        when = h.ts[clicked][::-1].tolist()
+        latest: dict[int, float] = {}  # the most recently clicked distinct items, newest first
+        for item, ts in zip(recent_first, when, strict=True):
+            if item not in latest:
+                latest[item] = ts
+                if len(latest) == self.max_collections:
+                    break
         out = []
-        for item, ts in zip(recent_first[first].tolist(), when[first].tolist(), strict=True):
+        for item, ts in latest.items():
             items = self._similar(item)
             if len(items) == 0:
                 continue
@@ -326,7 +330,7 @@ class TrendingNearYouSource:
 
     def propose(self, user: UserContext) -> list[CandidateCollection]:
         # Asking for pool + (out-of-stock count) items guarantees a full pool after the stock filter.
-        k = self.pool_size + int(np.count_nonzero(~self.catalog.in_stock))
+        k = self.pool_size + len(self.catalog.in_stock) - int(np.count_nonzero(self.catalog.in_stock))
         local = self._in_stock(user.location, user.t, k)[: self.pool_size] if user.location else np.zeros(0, int)
         items = local
         if len(local) < self.pool_size:
