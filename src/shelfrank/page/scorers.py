@@ -190,7 +190,8 @@ class RankerScorer:
         kept = (picked != 0.0).sum(axis=1)
         if (kept == picked.shape[1]).all():
             if picked.shape[1] == 3:  # the default: dict displays build 2x faster than dict(zip(...))
-                return [{a: x, b: y, c: z} for (a, b, c), (x, y, z) in zip(labels.tolist(), picked.tolist())]
+                return [{a: x, b: y, c: z}
+                        for (a, b, c), (x, y, z) in zip(labels.tolist(), picked.tolist(), strict=True)]
             return list(map(dict, map(zip, labels.tolist(), picked.tolist())))
         out: list[dict[str, float]] = [{} for _ in range(len(X))]
         for k in range(1, picked.shape[1] + 1):
