@@ -28,8 +28,9 @@ class DropOutOfStock:
     def apply(self, slate: Slate) -> Slate:
         started = time.perf_counter()
         out = slate.valid & ~_catalog_lookup(self.in_stock, slate.items, True)
-        scores = np.where(out, -np.inf, slate.scores)
-        trace = StageTrace("drop_out_of_stock", Counter({"out_of_stock": int(out.sum())}),
+        n_out = int(out.sum())
+        scores = np.where(out, -np.inf, slate.scores) if n_out else slate.scores
+        trace = StageTrace("drop_out_of_stock", Counter({"out_of_stock": n_out}),
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, scores=scores)
 
@@ -62,6 +63,9 @@ class DemoteMissingImages:
     def apply(self, slate: Slate) -> Slate:
         started = time.perf_counter()
         missing = slate.valid & ~_catalog_lookup(self.has_image, slate.items, True)
+        if not missing.any():  # nothing to move
+            return slate.with_trace(StageTrace("demote_missing_images", Counter({"no_image": 0}) if self.remove
+                                               else Counter(), seconds=time.perf_counter() - started))
         if self.remove:
             trace = StageTrace("demote_missing_images", Counter({"no_image": int(missing.sum())}),
                                seconds=time.perf_counter() - started)
@@ -109,17 +113,14 @@ class DedupeItemsAcrossPage:
         for r, (row_items, n) in enumerate(zip(sorted_items, n_valid.tolist(), strict=True)):
             slots = range(n) if valid_lists is None else [k for k, ok in enumerate(valid_lists[r]) if ok]
             row = [row_items[k] for k in slots] if valid_lists is not None else row_items[:n]
-            if shown.isdisjoint(row):  # the usual case: nothing of this row is on the page yet
+            repeated = shown.intersection(row)
+            if not repeated:  # the usual case: nothing of this row is on the page yet
                 shown.update(row[:visible])
                 continue
-            first: list[int] = []
-            for k, item in zip(slots, row, strict=True):
-                if item in shown:
-                    drop_rows.append(r)
-                    drop_slots.append(k)
-                elif len(first) < visible:
-                    first.append(item)
-            shown.update(first)
+            dropped = [k for k, item in zip(slots, row, strict=True) if item in repeated]
+            drop_rows.extend([r] * len(dropped))
+            drop_slots.extend(dropped)
+            shown.update([item for item in row if item not in repeated][:visible])
         if drop_rows:
             rows = live[drop_rows]
             scores[rows, order[rows, drop_slots]] = -np.inf
