@@ -100,10 +100,14 @@ class RetrievalScorer:
         self._predictor.prepare()
 
     def score(self, features: HydratedFeatures, batch: CollectionBatch, n_items_shown: np.ndarray) -> np.ndarray:
-        X = features.pairs(batch.collection, batch.item_row)
         counts = np.bincount(batch.collection, minlength=batch.n_collections).astype(np.float64)
-        means = group_means(X, batch.collection, batch.n_collections)
-        design = np.column_stack([means, n_items_shown, np.zeros(batch.n_collections)]).astype(np.float32)
+        # The mean of a collection's pair rows: its items' rows averaged, and its own columns as they
+        # are (they are the same in each of its pairs).
+        means = group_means(features.item_rows[batch.item_row], batch.collection, batch.n_collections)
+        means[:, features.columns] = features.collection_columns
+        design = np.zeros((batch.n_collections, means.shape[1] + 2), dtype=np.float32)
+        design[:, : means.shape[1]] = means
+        design[:, means.shape[1]] = n_items_shown
         scores = self.predictor.predict(design)
         return np.where(counts > 0, scores, -np.inf)
 
