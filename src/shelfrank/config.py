@@ -98,7 +98,7 @@ class PageConfig(_Section):
         "top_k_mean", description="Row order: mean of the top-K item scores, or greedy marginal gain.")
     top_k: int = Field(5, ge=1, description="K of the top-K-mean ordering.")
     ranker: str = Field("default", description="Item ranker: default (position_feature), factorized, ... .")
-    item_pool: int = Field(24, ge=1, description="Candidate items per collection the ranker scores.")
+    item_pool: int = Field(20, ge=1, description="Candidate items per collection the ranker scores.")
     remove_no_image: bool = Field(False, description="Remove items without an image (default: demote them).")
     dedupe_items: bool = Field(True, description="An item appears at most once per page.")
     min_items: int = Field(4, ge=1, description="Collections left with fewer items are dropped.")

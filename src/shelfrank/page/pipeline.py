@@ -21,12 +21,14 @@ class PagePipeline:
     # retrieval on 5 leading items and 150 first-pass candidates sell more than 60 / 10 / 300 (+0.004
     # purchases per page [+0.0004, +0.0082]) and cost less: deeper pool items were ones the ranker over-scored.
     # Then a pool of 24 and 1.5 collections kept per row were within noise of 30 / 2.0 on pages of 8 x 10
-    # and 20 x 20 (-0.001 [-0.005, +0.003] purchases per page) for 9% less page-building time.
+    # and 20 x 20 (-0.001 [-0.005, +0.003] purchases per page) for 9% less page-building time; and a
+    # pool of 20 sold more than 24 at both sizes (+0.0036 [+0.0008, +0.0061] at 8 x 10, +0.0043
+    # [+0.0016, +0.0070] at 20 x 20), though 20-item rows then refill less after the page-wide dedupe.
     max_candidates: int = 150  # collections kept by the first pass
     retrieval: bool = True  # score collections with the retrieval model (else: first-pass order)
     keep_per_row: float = 1.5  # collections kept after retrieval, per requested row (rules drop some)
     retrieval_items: int = 5  # leading items per collection the retrieval model sees
-    item_pool: int = 24  # candidate items per collection the ranker scores
+    item_pool: int = 20  # candidate items per collection the ranker scores
     ranker: str = "default"  # a trained ranker's name, "default" (the evaluation's pick) or "popularity"
     # Measured on ground truth (docs/page.md): in-row MMR or DPP at any strength from 0.9 to 0.4 cost
     # about 3% of expected purchases (paired, significant) for +30% distinct categories, so rows keep
