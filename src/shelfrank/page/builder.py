@@ -322,24 +322,29 @@ def _refill(slate: Slate, pool: Slate, width: int, in_stock: np.ndarray) -> Slat
     appended after their shown items (a row keeps its diversified head)."""
     live = np.flatnonzero(slate.live_collections)
     counts = slate.valid.sum(axis=1)
-    if not (counts[live] < width).any():
+    short = live[counts[live] < width]
+    if not len(short):
         return slate
-    on_page = np.zeros(int(max(slate.items.max(initial=0), pool.items.max(initial=0))) + 1, dtype=bool)
     at = (np.arange(len(slate.items))[:, None], slate.display_order[:, :width])
-    on_page[slate.items[at][live][slate.valid[at][live]]] = True
-    pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
-    pool_order = pool.display_order
+    on_page = unique_sorted(slate.items[at][live][slate.valid[at][live]])
+    # Every short row's pool in the pool's display order, and which of its items could still come in.
+    pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids.tolist())}
+    rows = np.asarray([pool_row[str(cid)] for cid in slate.collection_ids[short].tolist()], dtype=np.int64)
+    slots = pool.display_order[rows]
+    candidates = np.take_along_axis(pool.items[rows], slots, axis=1)
+    usable = (candidates >= 0) & np.isfinite(np.take_along_axis(pool.scores[rows], slots, axis=1))
+    usable &= in_stock[np.maximum(candidates, 0)]
+    usable &= ~in_sorted(candidates.ravel(), on_page).reshape(candidates.shape)
     extra_items, extra_rel, extra_rows = [], [], []
-    for c in live[counts[live] < width]:
-        p = pool_row[str(slate.collection_ids[c])]
-        slots = pool_order[p]
-        items = pool.items[p, slots]
-        ok = (items >= 0) & np.isfinite(pool.scores[p, slots])
-        ok[ok] = ~on_page[items[ok]] & in_stock[items[ok]]
-        take = np.flatnonzero(ok)[: width - counts[c]]
-        on_page[items[take]] = True
-        extra_items.append(items[take])
-        extra_rel.append(pool.relevance[p, slots[take]])
+    taken: set[int] = set()  # items an earlier short row took
+    for s_ in np.flatnonzero(usable.any(axis=1)).tolist():  # rows whose pool has something left
+        c = int(short[s_])
+        picks = [k for k in np.flatnonzero(usable[s_]).tolist() if int(candidates[s_, k]) not in taken]
+        picks = np.asarray(picks[: width - int(counts[c])], dtype=np.int64)
+        add = candidates[s_, picks]
+        taken.update(add.tolist())
+        extra_items.append(add)
+        extra_rel.append(pool.relevance[rows[s_], slots[s_, picks]])
         extra_rows.append(c)
     n_extra = max((len(x) for x in extra_items), default=0)
     if n_extra == 0:
