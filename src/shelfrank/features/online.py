@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -185,6 +186,19 @@ class CounterTable:
         return out
 
 
+    def read_range(self, lo: int, hi: int, t: float) -> np.ndarray:
+        """Values at time t of the rows lo..hi-1 (all stored rows: no unknown-key handling)."""
+        values = self.values[lo:hi].copy()
+        if len(self.decay_rates) and hi > lo:
+            gap = t - self.anchor[lo:hi]
+            gap[~np.isfinite(gap)] = 0.0
+            values[:, self.decays] *= np.exp(-np.outer(gap, self.decay_rates))
+        if self._has_last and hi > lo:
+            last = values[:, self.is_last]
+            last[np.isinf(last)] = np.nan
+            values[:, self.is_last] = last
+        return values
+
     def _read_one(self, row: int, t: float) -> np.ndarray:
         if row < 0 or row >= self.rows:
             return self._absent_row.copy()
@@ -196,11 +210,16 @@ class CounterTable:
             values[np.isinf(values) & self.is_last] = np.nan
         return values
 
-    @property
-    def _absent_row(self) -> np.ndarray:
-        return np.where(self.is_last, np.nan, 0.0)[None, :]
+    @cached_property
+    def absent(self) -> np.ndarray:
+        """(counters,) what a key without events reads as: 0 for sums, NaN for last times."""
+        return np.where(self.is_last, np.nan, 0.0)
 
     @property
+    def _absent_row(self) -> np.ndarray:
+        return self.absent[None, :]
+
+    @cached_property
     def _has_last(self) -> bool:
         return bool(self.is_last.any())
 
@@ -241,8 +260,8 @@ class KeyedCounters:
         if user < 0 or len(self.keys) == 0:
             return KeyedView.empty(self.table, t)
         base = np.int64(user) << 32
-        lo, hi = np.searchsorted(self.keys, [base, base + (np.int64(1) << 32)])
-        return KeyedView(self.keys[lo:hi] - base, self.table.read(np.arange(lo, hi), t), self.table)
+        lo, hi = self.keys.searchsorted(np.array([base, base + (np.int64(1) << 32)])).tolist()
+        return KeyedView(self.keys[lo:hi] - base, self.table.read_range(lo, hi, t), self.table)
 
     def add(self, keys: np.ndarray, t: np.ndarray, contributions: np.ndarray) -> None:
         # self.keys is sorted and unique: a binary search, not numpy's set routines (which hash
@@ -264,8 +283,7 @@ class KeyedView:
     def __init__(self, codes: np.ndarray, values: np.ndarray, table: CounterTable) -> None:
         self.codes = codes
         self.values = values
-        # What an absent key reads as: 0 for sums, NaN for last times (as CounterTable.read).
-        self.absent = np.where(table.is_last, np.nan, 0.0)
+        self.absent = table.absent  # what an absent key reads as: 0 for sums, NaN for last times
 
     @classmethod
     def empty(cls, table: CounterTable, t: float) -> KeyedView:
