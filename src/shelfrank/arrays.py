@@ -36,3 +36,9 @@ def unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(values)
     distinct = unique_sorted(values)
     return distinct, np.searchsorted(distinct, values)
+
+
+def take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """values[i, index[i, j]] for a 2-D `values` and `index`: np.take_along_axis(values, index, axis=1)
+    by plain fancy indexing (the numpy wrapper costs ~20 us per call at a page's size)."""
+    return values[np.arange(len(index))[:, None], index]

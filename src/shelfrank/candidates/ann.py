@@ -29,6 +29,8 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
+from shelfrank.arrays import take_rows
+
 FORMAT = 1
 # Over-fetching stops paying past this share of the index: search the allowed rows exactly.
 EXACT_SHARE = 0.25
@@ -52,9 +54,9 @@ def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.n
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:
         top = np.broadcast_to(np.arange(len(vectors)), scores.shape).copy()
-    top_scores = np.take_along_axis(scores, top, axis=1)
+    top_scores = take_rows(scores, top)
     order = np.argsort(-top_scores, axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1).astype(np.int64), np.take_along_axis(top_scores, order, axis=1)
+    return take_rows(top, order).astype(np.int64), take_rows(top_scores, order)
 
 
 def _unit_rows(vectors: np.ndarray, what: str) -> np.ndarray:

@@ -33,7 +33,7 @@ def first_pass(candidates: list[CandidateCollection], in_stock: np.ndarray, max_
     flat = np.concatenate([c.items for c in candidates]).astype(np.int64) if len(candidates) else sizes
     stocked = in_stock[flat]
     ends = np.cumsum(sizes)
-    running = np.r_[0, np.cumsum(stocked)]
+    running = np.concatenate([[0], np.cumsum(stocked)])
     n_stocked = (running[ends] - running[ends - sizes]).tolist()
     for c, size, start, n_ok in zip(candidates, sizes.tolist(), (ends - sizes).tolist(), n_stocked, strict=True):
         if n_ok < min_items and c.pinned_row < 0:
@@ -54,7 +54,8 @@ def first_pass(candidates: list[CandidateCollection], in_stock: np.ndarray, max_
     if taste is not None and item_vectors is not None:
         leading = [c.items[:LEADING_ITEMS] for c in kept]
         flat = np.concatenate(leading)
-        sums = np.add.reduceat(item_vectors[flat], np.r_[0, np.cumsum([len(x) for x in leading])[:-1]], axis=0)
+        starts = np.cumsum([0] + [len(x) for x in leading[:-1]])
+        sums = np.add.reduceat(item_vectors[flat], starts, axis=0)
         sums[[len(x) == 0 for x in leading]] = 0.0
         norms = np.linalg.norm(sums, axis=1)
         score = score + TASTE_WEIGHT * np.where(norms > 0, (sums @ taste) / np.maximum(norms, 1e-12), 0.0)

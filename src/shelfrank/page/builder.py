@@ -331,8 +331,9 @@ def _refill(slate: Slate, pool: Slate, width: int, in_stock: np.ndarray) -> Slat
     pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids.tolist())}
     rows = np.asarray([pool_row[str(cid)] for cid in slate.collection_ids[short].tolist()], dtype=np.int64)
     slots = pool.display_order[rows]
-    candidates = np.take_along_axis(pool.items[rows], slots, axis=1)
-    usable = (candidates >= 0) & np.isfinite(np.take_along_axis(pool.scores[rows], slots, axis=1))
+    at = (rows[:, None], slots)
+    candidates = pool.items[at]
+    usable = (candidates >= 0) & np.isfinite(pool.scores[at])
     usable &= in_stock[np.maximum(candidates, 0)]
     usable &= ~in_sorted(candidates.ravel(), on_page).reshape(candidates.shape)
     extra_items, extra_rel, extra_rows = [], [], []

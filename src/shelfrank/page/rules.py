@@ -102,11 +102,12 @@ class DedupeItemsAcrossPage:
         live = np.flatnonzero(slate.live_collections)
         # Valid slots lead the display order (removed and empty ones score -inf), so a row's
         # candidates are usually a prefix of its sorted items.
-        sorted_valid = np.take_along_axis(slate.valid[live], order[live], axis=1)
+        at = (live[:, None], order[live])
+        sorted_valid = slate.valid[at]
         n_valid = sorted_valid.sum(axis=1)
-        prefix = bool((sorted_valid.cumprod(axis=1).sum(axis=1) == n_valid).all())
+        prefix = bool((sorted_valid[:, :-1] >= sorted_valid[:, 1:]).all())  # no valid slot after an invalid one
         valid_lists = None if prefix else sorted_valid.tolist()
-        sorted_items = np.take_along_axis(items[live], order[live], axis=1).tolist()
+        sorted_items = items[at].tolist()
         shown: set[int] = set()
         drop_rows, drop_slots = [], []
         visible = self.visible

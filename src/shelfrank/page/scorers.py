@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shelfrank.arrays import take_rows
 from shelfrank.models.collection_retrieval import CollectionRetrievalModel
 from shelfrank.models.compiled import TreePredictor
 from shelfrank.models.item_ranker import FactorizedRanker, PositionFeatureRanker
@@ -39,7 +40,7 @@ def group_means(X: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     counts = np.bincount(g, minlength=n_groups)
     out = np.zeros((n_groups, X.shape[1]))
     if len(g):
-        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
         out[g[starts]] = np.add.reduceat(rows, starts, axis=0)
     return out / np.maximum(counts, 1)[:, None]
 
@@ -187,7 +188,7 @@ class RankerScorer:
         if not np.isfinite(weight).all():
             weight = np.nan_to_num(weight)
         order = np.argsort(-np.abs(weight), axis=1)[:, :top]
-        picked = np.round(np.take_along_axis(weight, order, axis=1), 4)
+        picked = np.round(take_rows(weight, order), 4)
         labels = label_of[order]
         # Signals that round to 0 say nothing and are left out; sorted by strength, they are the last
         # ones of their row, so rows are grouped by how many signals they keep.
