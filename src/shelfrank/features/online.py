@@ -172,7 +172,7 @@ class CounterTable:
         if len(self.decay_rates) and len(picked):
             gap = t - self.anchor[picked]
             gap[~np.isfinite(gap)] = 0.0
-            values[:, self.decays] *= np.exp(-np.outer(gap, self.decay_rates))
+            values[:, self.decays] *= np.exp(-np.multiply.outer(gap, self.decay_rates))
         if has_last and len(picked):
             last = values[:, self.is_last]
             last[np.isinf(last)] = np.nan
@@ -192,7 +192,7 @@ class CounterTable:
         if len(self.decay_rates) and hi > lo:
             gap = t - self.anchor[lo:hi]
             gap[~np.isfinite(gap)] = 0.0
-            values[:, self.decays] *= np.exp(-np.outer(gap, self.decay_rates))
+            values[:, self.decays] *= np.exp(-np.multiply.outer(gap, self.decay_rates))
         if self._has_last and hi > lo:
             last = values[:, self.is_last]
             last[np.isinf(last)] = np.nan
