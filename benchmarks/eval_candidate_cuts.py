@@ -59,7 +59,9 @@ ROUNDS: dict[int, tuple[dict[str, object], dict[str, dict[str, object]]]] = {
 }
 
 
-def candidate_pipelines(round_: int = 2) -> dict[str, PagePipeline]:
+def candidate_pipelines(round_: int | None = None) -> dict[str, PagePipeline]:
+    """The round's pinned default, its cuts and the popularity baseline (default: the latest round)."""
+    round_ = max(ROUNDS) if round_ is None else round_
     baseline, cuts = ROUNDS[round_]
     default = PIPELINES["default"].with_(**baseline)
     out = {name: default if not changes else default.with_(

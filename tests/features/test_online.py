@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from feature_tables import T0, at, contract_table
 from random_store import fill_random_store
 
@@ -101,6 +102,35 @@ def test_a_users_view_reads_as_the_table_does():
         np.testing.assert_array_equal(keyed.user_view(user, at).read(asked), expected)
 
 
+def test_one_row_reads_as_the_same_row_among_many():
+    """A request's own rows (user, session, collection) are read one at a time by a shorter path."""
+    from shelfrank.features.definitions import Counter
+    from shelfrank.features.online import CounterTable
+
+    counters = (Counter("user", "decayed_sum", ("click",), half_life_days=1.0), Counter("user", "sum", ("click",)),
+                Counter("user", "last_time", ("click",)))
+    empty = CounterTable(counters)
+    assert np.isnan(empty.read(np.array([0]), 10.0)[0, 2]) and empty.read(np.array([3]), 10.0)[0, 0] == 0.0
+    table = CounterTable(counters, rows=5)
+    t = np.array([100.0, 200.0, 250.0])
+    table.add(np.array([1, 3, 1]), t, np.column_stack([np.ones(3), np.ones(3), t]))
+    many = table.read(np.array([-1, 0, 1, 2, 3, 4]), 1_000.0)
+    for i, row in enumerate((-1, 0, 1, 2, 3, 4)):
+        np.testing.assert_array_equal(table.read(np.array([row]), 1_000.0), many[i: i + 1])
+    with pytest.raises(IndexError):
+        table.read(np.array([5]), 1_000.0)
+
+
+def test_a_view_of_an_empty_keyed_table_reads_no_events():
+    from shelfrank.features.definitions import Counter
+    from shelfrank.features.online import KeyedCounters
+
+    keyed = KeyedCounters((Counter("user_item", "sum", ("purchase",)),
+                           Counter("user_item", "last_time", ("click",))))
+    got = keyed.user_view(3, 10.0).read(np.array([0, 5, -1]))
+    assert got[:, 0].tolist() == [0.0, 0.0, 0.0] and np.isnan(got[:, 1]).all()
+
+
 def test_a_requests_few_categorical_values_encode_as_the_training_rows_do():
     from shelfrank.features.definitions import Vocabularies
 
@@ -110,6 +140,9 @@ def test_a_requests_few_categorical_values_encode_as_the_training_rows_do():
     for value, code in zip(many, vocab.encode("location", many), strict=True):  # one value: a dict lookup
         assert vocab.encode("location", np.array([value], dtype=object)).tolist() == [code]
     assert vocab.encode("surface", np.array(["web"])).tolist() == [0.0]  # no such vocabulary: unknown
+    repeated = Vocabularies({"location": ("a", "a", "b")})  # not as fitted, but both paths must agree
+    assert repeated.encode("location", np.array(["a"])).tolist() == \
+        repeated.encode("location", np.array(["a", "a", "a", "a", "a"]))[:1].tolist()
 
 
 def test_small_and_large_event_batches_find_the_same_item_rows(con, monkeypatch):

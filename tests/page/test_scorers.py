@@ -59,3 +59,14 @@ def test_group_means_do_not_depend_on_the_pairs_order():
     for g in range(10):
         expected = X[group == g].mean(axis=0) if (group == g).any() else np.zeros(3)
         np.testing.assert_allclose(grouped[g], expected, rtol=1e-12)
+
+
+def test_fewer_varying_features_than_signals_asked_for(scorer):
+    rng = np.random.default_rng(4)
+    reference = np.tile(rng.normal(size=(1, len(NAMES))), (200, 1))
+    reference[:, 2] = rng.normal(size=200)  # only item_price varies on this page
+    signals = scorer.contributions(reference[:20], reference, NAMES)
+    assert all(set(s) <= {"item_price"} for s in signals) and any(signals)
+    constant = np.tile(reference[:1], (50, 1))
+    assert scorer.contributions(constant[:5], constant, NAMES) == [{}] * 5  # nothing varies: no signal
+    assert scorer.contributions(reference[:0], reference, NAMES) == []

@@ -53,10 +53,13 @@ def first_pass(candidates: list[CandidateCollection], in_stock: np.ndarray, max_
     score = np.asarray([c.prior for c in kept], dtype=np.float64)
     if taste is not None and item_vectors is not None:
         leading = [c.items[:LEADING_ITEMS] for c in kept]
+        lengths = np.asarray([len(x) for x in leading], dtype=np.int64)
         flat = np.concatenate(leading)
-        starts = np.cumsum([0] + [len(x) for x in leading[:-1]])
-        sums = np.add.reduceat(item_vectors[flat], starts, axis=0)
-        sums[[len(x) == 0 for x in leading]] = 0.0
+        sums = np.zeros((len(kept), item_vectors.shape[1]))
+        filled = lengths > 0  # a pinned row may have no item in stock: its vector stays 0
+        if filled.any():
+            starts = np.cumsum(lengths) - lengths
+            sums[filled] = np.add.reduceat(item_vectors[flat], starts[filled], axis=0)
         norms = np.sqrt((sums * sums).sum(axis=1))  # np.linalg.norm's own formula, without its wrapper
         score = score + TASTE_WEIGHT * np.where(norms > 0, (sums @ taste) / np.maximum(norms, 1e-12), 0.0)
     pinned = np.asarray([c.pinned_row >= 0 for c in kept])

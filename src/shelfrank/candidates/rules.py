@@ -265,7 +265,7 @@ class BecauseYouViewedSource:
     def propose(self, user: UserContext) -> list[CandidateCollection]:
         h = _past(user)
         clicked = (h.events == CLICK) & (h.ts >= user.t - self.window_days * DAY)
-        if not clicked.any():
+        if not clicked.any() or self.max_collections <= 0:
             return []
         recent_first = h.items[clicked][::-1].tolist()
         when = h.ts[clicked][::-1].tolist()
@@ -273,7 +273,7 @@ class BecauseYouViewedSource:
         for item, ts in zip(recent_first, when, strict=True):
             if item not in latest:
                 latest[item] = ts
-                if len(latest) == self.max_collections:
+                if len(latest) >= self.max_collections:
                     break
         out = []
         for item, ts in latest.items():

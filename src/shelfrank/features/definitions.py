@@ -243,7 +243,7 @@ class Vocabularies:
     def _codes(self) -> dict[str, dict[str, int]]:
         """value -> code per vocabulary, for the short inputs of a request (one user, one context)."""
         return {name: {v: i + 1 for i, v in enumerate(vs) if v != ""} for name, vs in self.values.items()
-                if list(vs) == sorted(vs)}
+                if all(a < b for a, b in zip(vs, vs[1:], strict=False))}  # sorted, no repeats: as the search
 
     def encode(self, name: str, raw: np.ndarray) -> np.ndarray:
         """Codes for an array of strings ("" = missing): a dict lookup for a few values (a request's),

@@ -164,7 +164,7 @@ class CounterTable:
         n = len(rows)
         if n == 1:  # a request's own row (user, session, collection): scalar steps, no masks
             return self._read_one(int(rows[0]), t)
-        has_last = self.is_last.any()
+        has_last = self._has_last
         known = np.flatnonzero(rows >= 0) if self.rows else np.zeros(0, dtype=np.int64)
         all_known = len(known) == n
         picked = rows if all_known else rows[known]
@@ -200,8 +200,10 @@ class CounterTable:
         return values
 
     def _read_one(self, row: int, t: float) -> np.ndarray:
-        if row < 0 or row >= self.rows:
+        if row < 0 or self.rows == 0:  # an unknown key (or an empty table) reads as no events
             return self._absent_row.copy()
+        if row >= self.rows:
+            raise IndexError(f"row {row} of a table of {self.rows} rows")
         values = self.values[row: row + 1].copy()
         anchor = float(self.anchor[row])
         if len(self.decay_rates) and np.isfinite(anchor) and np.isfinite(t - anchor):
@@ -258,7 +260,7 @@ class KeyedCounters:
         """One user's rows, decayed to t once: a request then looks up many codes in them with one
         small binary search, instead of searching and decaying the table on every read."""
         if user < 0 or len(self.keys) == 0:
-            return KeyedView.empty(self.table, t)
+            return KeyedView.empty(self.table)
         base = np.int64(user) << 32
         lo, hi = self.keys.searchsorted(np.array([base, base + (np.int64(1) << 32)])).tolist()
         return KeyedView(self.keys[lo:hi] - base, self.table.read_range(lo, hi, t), self.table)
@@ -286,7 +288,7 @@ class KeyedView:
         self.absent = table.absent  # what an absent key reads as: 0 for sums, NaN for last times
 
     @classmethod
-    def empty(cls, table: CounterTable, t: float) -> KeyedView:
+    def empty(cls, table: CounterTable) -> KeyedView:
         return cls(np.zeros(0, dtype=np.int64), np.zeros((0, len(table.rates))), table)
 
     def read(self, codes: np.ndarray) -> np.ndarray:

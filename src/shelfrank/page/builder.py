@@ -338,14 +338,14 @@ def _refill(slate: Slate, pool: Slate, width: int, in_stock: np.ndarray) -> Slat
     usable &= ~in_sorted(candidates.ravel(), on_page).reshape(candidates.shape)
     extra_items, extra_rel, extra_rows = [], [], []
     taken: set[int] = set()  # items an earlier short row took
-    for s_ in np.flatnonzero(usable.any(axis=1)).tolist():  # rows whose pool has something left
-        c = int(short[s_])
-        picks = [k for k in np.flatnonzero(usable[s_]).tolist() if int(candidates[s_, k]) not in taken]
+    for i in np.flatnonzero(usable.any(axis=1)).tolist():  # short rows whose pool has something left
+        c = int(short[i])
+        picks = [k for k in np.flatnonzero(usable[i]).tolist() if int(candidates[i, k]) not in taken]
         picks = np.asarray(picks[: width - int(counts[c])], dtype=np.int64)
-        add = candidates[s_, picks]
+        add = candidates[i, picks]
         taken.update(add.tolist())
         extra_items.append(add)
-        extra_rel.append(pool.relevance[rows[s_], slots[s_, picks]])
+        extra_rel.append(pool.relevance[rows[i], slots[i, picks]])
         extra_rows.append(c)
     n_extra = max((len(x) for x in extra_items), default=0)
     if n_extra == 0:
@@ -399,12 +399,11 @@ def _explore_and_cut(slate: Slate, pool: Slate, chosen: list[CandidateCollection
     # come first (removed ones are -inf, sorted last).
     order = slate.display_order[rows, : request.items]
     at = (rows[:, None], order)
-    items, relevance = slate.items[at].copy(), slate.relevance[at].copy()
+    items, relevance = slate.items[at], slate.relevance[at]  # copies (fancy indexing): changed in place below
     lengths = slate.valid[at].sum(axis=1)
     explored = np.zeros(items.shape, dtype=bool)
     propensity = np.ones(items.shape)
-    epsilon = pipeline.explore_items
-    if epsilon > 0 and len(rows):
+    if pipeline.explore_items > 0 and len(rows):
         _explore_items(items, relevance, explored, propensity, lengths, rows, collection_ids, pool, pipeline, t, cat,
                        rng)
     propensity *= placement.propensity[:, None]

@@ -1,18 +1,23 @@
-"""Feature hydration for a page: one feature read for all candidate items, one for all collections.
+"""Feature hydration for a page: each candidate item and each candidate collection read once.
 
 The online feature state answers ``get(user, items, t, context)`` for one collection at a
 time. A page scores hundreds of (collection, item) pairs, so the hydrator splits the
 feature columns by what they depend on:
 
-* item, user, context, cross and session columns: one ``inputs`` call for the union of
-  the candidate items (the collection is left empty);
+* request columns (the user's, the session's, the context's; the collection ones as for no
+  collection): computed once per request, as one row, from ``request_inputs``;
+* item columns (the item's counters and attributes, the user's counters keyed by the item or
+  its category / brand / vertical, the embedding cosines): per batch of new items, from
+  ``item_inputs`` over the user's keyed rows read once per request (``user_views``);
 * collection-dependent columns (the declared features that read the collection or
   user x collection streams, or collection attributes): computed for all candidate
   collections at once from the same declared formulas, fed with per-collection inputs.
 
-A (collection, item) row is then the item's row with the collection's columns written
-over it: the values equal those of ``get(user, [item], t, {collection_id: c})``
-(tests/page/test_hydrate.py checks it), at a fraction of the cost.
+An item's row is the request row with its item columns written over it; a (collection, item)
+row is then the item's row with the collection's columns written over it. The values equal
+those of ``get(user, [item], t, {collection_id: c})`` (tests/page/test_engine.py checks them; the
+embedding cosines may differ in the last bit, as BLAS may sum a row in another order for another
+batch of rows), at a fraction of the cost.
 """
 
 from __future__ import annotations

@@ -40,7 +40,10 @@ class DropJustCarted:
 
     def __init__(self, just_carted: np.ndarray) -> None:
         """just_carted: the catalog indices of those items (any order, repeats allowed)."""
-        self.just_carted = unique_sorted(np.asarray(just_carted, dtype=np.int64))
+        just_carted = np.asarray(just_carted)
+        if just_carted.dtype == bool:
+            raise TypeError("DropJustCarted takes the carted items' catalog indices, not a mask over the catalog")
+        self.just_carted = unique_sorted(just_carted.astype(np.int64))
 
     def apply(self, slate: Slate) -> Slate:
         started = time.perf_counter()
