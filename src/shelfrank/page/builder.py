@@ -524,7 +524,7 @@ def _explain(shown: _Shown, by_id: Mapping[str, tuple[CandidateCollection, float
         cat.image_urls[idx].tolist(),
         cat.has_image[idx].tolist(),
         explored.tolist(),
-        [_BADGES[code] for code in badge_code.tolist()],
+        list(map(_BADGES.__getitem__, badge_code.tolist())),
         reason.tolist(),
         signals,
     )

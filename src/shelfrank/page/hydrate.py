@@ -64,7 +64,7 @@ class HydratedFeatures:
     def pairs(self, collection: np.ndarray, item_row: np.ndarray) -> np.ndarray:
         """Feature rows for (collection, item) pairs: collection index into the hydrated collections,
         item_row index into the hydrated items."""
-        X = self.item_rows[item_row].copy()
+        X = self.item_rows[np.asarray(item_row, dtype=np.int64)]  # integer indexing: a copy, written below
         X[:, self.columns] = self.collection_columns[collection]
         return X
 
@@ -119,8 +119,9 @@ class RequestFeatures:
         self._request_inputs: dict[str, np.ndarray] | None = None
         self._request_row: np.ndarray | None = None  # (d,) the request-level columns filled in
         self._views = None  # the user's keyed rows at t, made on the first item read
-        self._items = np.zeros(0, dtype=np.int64)  # sorted keys of the rows below
-        self._item_rows = np.zeros((0, len(self.state.space.features)))
+        self._items = np.zeros(0, dtype=np.int64)  # the items read so far, sorted
+        self._row_at = np.zeros(0, dtype=np.int64)  # each one's row in _item_rows
+        self._item_rows = np.zeros((0, len(self.state.space.features)))  # in the order they were read
         self._collections: dict[str, int] = {}
         self._collection_rows = np.zeros((0, len(hydrator.columns)))
 
@@ -149,8 +150,9 @@ class RequestFeatures:
             keys = np.concatenate([self._items, new])
             order = np.argsort(keys, kind="stable")
             self._items = keys[order]
-            self._item_rows = np.concatenate([self._item_rows, matrix])[order]
-        return self._item_rows[np.searchsorted(self._items, items)]
+            self._row_at = np.concatenate([self._row_at, np.arange(len(new)) + len(self._item_rows)])[order]
+            self._item_rows = np.concatenate([self._item_rows, matrix])  # appended: the rows are not moved
+        return self._item_rows[self._row_at[np.searchsorted(self._items, items)]]
 
     def _columns_of(self, collection_ids: Sequence[str]) -> np.ndarray:
         ids = [str(c) for c in collection_ids]
