@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shelfrank.models.item_ranker import BoostingParams, PositionFeatureRanker
-from shelfrank.page.scorers import RankerScorer, group_means
+from shelfrank.page.scorers import RankerScorer, _strongest, group_means
 
 NAMES = ("user_clicks_7d", "item_ctr", "item_price", "item_age_days")
 
@@ -70,3 +70,12 @@ def test_fewer_varying_features_than_signals_asked_for(scorer):
     constant = np.tile(reference[:1], (50, 1))
     assert scorer.contributions(constant[:5], constant, NAMES) == [{}] * 5  # nothing varies: no signal
     assert scorer.contributions(reference[:0], reference, NAMES) == []
+
+
+def test_the_strongest_signals_are_a_stable_descending_sort():
+    rng = np.random.default_rng(5)
+    for width in (0, 1, 2, 3, 7):
+        strength = np.round(rng.random((30, width)), 1)  # rounded: many ties
+        for top in (1, 3, 5):
+            expected = np.argsort(-strength, axis=1, kind="stable")[:, :top]
+            np.testing.assert_array_equal(_strongest(strength, top), expected)

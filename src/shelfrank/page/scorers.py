@@ -193,7 +193,7 @@ class RankerScorer:
         weight = (X - mean) * scale
         if not np.isfinite(weight).all():
             weight = np.nan_to_num(weight)
-        order = np.argsort(-np.abs(weight), axis=1, kind="stable")[:, :top]
+        order = _strongest(np.abs(weight), top)
         picked = np.round(take_rows(weight, order), 4)
         labels = label_of[order]
         # Signals that round to 0 say nothing and are left out; sorted by strength, they are the last
@@ -212,6 +212,22 @@ class RankerScorer:
                                                                 picked[rows, :k].tolist())), strict=True):
                     out[i] = d
         return out
+
+
+def _strongest(strength: np.ndarray, top: int) -> np.ndarray:
+    """(rows, min(top, columns)) column indices of each row's largest values, largest first, ties in
+    column order: what a stable descending argsort gives, by `top` argmax passes instead of a sort."""
+    n, width = strength.shape
+    k = min(top, width)
+    out = np.empty((n, k), dtype=np.int64)
+    if k == 0 or n == 0:
+        return out
+    left = strength.copy()
+    rows = np.arange(n)
+    for j in range(k):
+        out[:, j] = best = left.argmax(axis=1)
+        left[rows, best] = -np.inf
+    return out
 
 
 class PopularityScorer:
