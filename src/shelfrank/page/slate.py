@@ -46,6 +46,11 @@ class Slate:
         for name in ("collection_ids", "collection_scores", "pinned_rows"):
             if getattr(self, name).shape != (c,):
                 raise ValueError(f"{name} must have one entry per collection ({c})")
+        # Stages return new slates and never write into an old one's arrays; slates share arrays
+        # (a rule that changes nothing passes them on, the segment cache keeps prepared slates),
+        # so a write would change other pages too: make it an error instead.
+        for name in ("collection_ids", "items", "scores", "collection_scores", "pinned_rows", "relevance"):
+            getattr(self, name).flags.writeable = False
 
     @classmethod
     def from_lists(
