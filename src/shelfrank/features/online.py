@@ -164,52 +164,35 @@ class CounterTable:
         n = len(rows)
         if n == 1:  # a request's own row (user, session, collection): scalar steps, no masks
             return self._read_one(int(rows[0]), t)
-        has_last = self._has_last
         known = np.flatnonzero(rows >= 0) if self.rows else np.zeros(0, dtype=np.int64)
-        all_known = len(known) == n
-        picked = rows if all_known else rows[known]
-        values = self.values[picked]
-        if len(self.decay_rates) and len(picked):
-            gap = t - self.anchor[picked]
-            gap[~np.isfinite(gap)] = 0.0
-            values[:, self.decays] *= np.exp(-np.multiply.outer(gap, self.decay_rates))
-        if has_last and len(picked):
-            last = values[:, self.is_last]
-            last[np.isinf(last)] = np.nan
-            values[:, self.is_last] = last
-        if all_known:
-            return values
-        out = np.zeros((n, len(self.rates)))
-        if has_last:
-            out[:, self.is_last] = np.nan
-        out[known] = values
+        if len(known) == n:
+            return self._at(self.values[rows], self.anchor[rows], t)
+        out = np.broadcast_to(self.absent, (n, len(self.rates))).copy()
+        out[known] = self._at(self.values[rows[known]], self.anchor[rows[known]], t)
         return out
-
 
     def read_range(self, lo: int, hi: int, t: float) -> np.ndarray:
         """Values at time t of the rows lo..hi-1 (all stored rows: no unknown-key handling)."""
-        values = self.values[lo:hi].copy()
-        if len(self.decay_rates) and hi > lo:
-            gap = t - self.anchor[lo:hi]
-            gap[~np.isfinite(gap)] = 0.0
-            values[:, self.decays] *= np.exp(-np.multiply.outer(gap, self.decay_rates))
-        if self._has_last and hi > lo:
-            last = values[:, self.is_last]
-            last[np.isinf(last)] = np.nan
-            values[:, self.is_last] = last
-        return values
+        return self._at(self.values[lo:hi].copy(), self.anchor[lo:hi], t)
 
     def _read_one(self, row: int, t: float) -> np.ndarray:
         if row < 0 or self.rows == 0:  # an unknown key (or an empty table) reads as no events
             return self._absent_row.copy()
         if row >= self.rows:
             raise IndexError(f"row {row} of a table of {self.rows} rows")
-        values = self.values[row: row + 1].copy()
-        anchor = float(self.anchor[row])
-        if len(self.decay_rates) and np.isfinite(anchor) and np.isfinite(t - anchor):
-            values[0, self.decays] *= np.exp(-(t - anchor) * self.decay_rates)
-        if self._has_last:
-            values[np.isinf(values) & self.is_last] = np.nan
+        return self.read_range(row, row + 1, t)
+
+    def _at(self, values: np.ndarray, anchor: np.ndarray, t: float) -> np.ndarray:
+        """Stored rows (a copy, changed in place) with their anchors, as of time t: decayed sums
+        multiplied by exp(-(t - anchor) * rate), last times never set read as NaN."""
+        if len(self.decay_rates) and len(values):
+            gap = t - anchor
+            gap[~np.isfinite(gap)] = 0.0
+            values[:, self.decays] *= np.exp(-np.multiply.outer(gap, self.decay_rates))
+        if self._has_last and len(values):
+            last = values[:, self.is_last]
+            last[np.isinf(last)] = np.nan
+            values[:, self.is_last] = last
         return values
 
     @cached_property
@@ -244,13 +227,10 @@ class KeyedCounters:
         (user << 32 | code), so two searches find the user's slice and the codes are looked up in
         it: a few cache-friendly steps instead of a binary search of millions of keys per code."""
         out = np.full(len(codes), -1, dtype=np.int64)
-        if user < 0 or len(self.keys) == 0 or len(codes) == 0:
+        lo, hi = self._slice_of(user)
+        if hi == lo or len(codes) == 0:
             return out
-        base = np.int64(user) << 32
-        lo, hi = np.searchsorted(self.keys, [base, base + (np.int64(1) << 32)])
-        if hi == lo:
-            return out
-        mine = self.keys[lo:hi] - base  # this user's codes, sorted
+        mine = self.keys[lo:hi] - (np.int64(user) << 32)  # this user's codes, sorted
         pos = np.minimum(np.searchsorted(mine, codes), hi - lo - 1)
         hit = (codes >= 0) & (mine[pos] == codes)
         out[hit] = lo + pos[hit]
@@ -259,11 +239,16 @@ class KeyedCounters:
     def user_view(self, user: int, t: float) -> KeyedView:
         """One user's rows, decayed to t once: a request then looks up many codes in them with one
         small binary search, instead of searching and decaying the table on every read."""
+        lo, hi = self._slice_of(user)
+        return KeyedView(self.keys[lo:hi] - (np.int64(user) << 32), self.table.read_range(lo, hi, t), self.table)
+
+    def _slice_of(self, user: int) -> tuple[int, int]:
+        """The rows lo..hi-1 holding the user's keys (empty for an unknown user)."""
         if user < 0 or len(self.keys) == 0:
-            return KeyedView.empty(self.table)
+            return 0, 0
         base = np.int64(user) << 32
         lo, hi = self.keys.searchsorted(np.array([base, base + (np.int64(1) << 32)])).tolist()
-        return KeyedView(self.keys[lo:hi] - base, self.table.read_range(lo, hi, t), self.table)
+        return lo, hi
 
     def add(self, keys: np.ndarray, t: np.ndarray, contributions: np.ndarray) -> None:
         # self.keys is sorted and unique: a binary search, not numpy's set routines (which hash
@@ -286,10 +271,6 @@ class KeyedView:
         self.codes = codes
         self.values = values
         self.absent = table.absent  # what an absent key reads as: 0 for sums, NaN for last times
-
-    @classmethod
-    def empty(cls, table: CounterTable) -> KeyedView:
-        return cls(np.zeros(0, dtype=np.int64), np.zeros((0, len(table.rates))), table)
 
     def read(self, codes: np.ndarray) -> np.ndarray:
         """(len(codes), counters) values of these codes (< 0 or absent: no events)."""

@@ -26,7 +26,7 @@ from shelfrank.candidates.first_pass import first_pass
 from shelfrank.contracts import PageRequest
 from shelfrank.page.cache import SegmentCache
 from shelfrank.page.diversify import AttributeSimilarity, DPPDiversifier, EmbeddingSimilarity, MMRDiversifier
-from shelfrank.page.explore import explore_slots
+from shelfrank.page.explore import explore_slots, slots_after
 from shelfrank.page.hydrate import FeatureHydrator
 from shelfrank.page.order import OrderByMarginalGain, OrderByTopKMean
 from shelfrank.page.pipeline import PagePipeline
@@ -140,7 +140,7 @@ def build_page(resources: PageResources, pipeline: PagePipeline, request: PageRe
 
     shown = _explore_and_cut(prepared.slate, prepared.pool, prepared.chosen, pipeline, request, user.t, cat, rng)
     clock.lap("exploration")
-    rows = _explain(shown, prepared.by_id, prepared.slate, cat, prepared.ranker, prepared.pair_features,
+    rows = _explain(shown, prepared.by_id, cat, prepared.ranker, prepared.pair_features,
                     prepared.pool, prepared.rows_idx, prepared.cols_idx, user, pipeline)
     clock.lap("explain")
     ranker_name = prepared.ranker_name
@@ -432,10 +432,7 @@ def _explore_items(items: np.ndarray, relevance: np.ndarray, explored: np.ndarra
     draws = rng.random(len(rows))  # whether each row explores
     can = (lengths - first > 0) & eligible.any(axis=1)
     # A row that could explore keeps each item at its place with (1 - eps) + eps * P(slot > q).
-    q = np.arange(width)[None, :]
-    after = np.clip(lengths[:, None] - 1 - np.maximum(q, first[:, None] - 1), 0, None) \
-        / np.maximum(lengths - first, 1)[:, None]
-    propensity[can] = (1.0 - epsilon) + epsilon * after[can]
+    propensity[can] = (1.0 - epsilon) + epsilon * slots_after(lengths, first, width)[can]
     exploring = np.flatnonzero(can & (draws < epsilon))
     if not len(exploring):
         return
@@ -466,10 +463,9 @@ EXPLORED_REASON = "New: shown to learn how it does"
 BOUGHT_REASON = "You bought this before"
 
 
-def _explain(shown: _Shown, by_id: Mapping[str, tuple[CandidateCollection, float, float]], slate: Slate,
-             cat: Catalog, ranker: RankerScorer | None, pair_features: np.ndarray | None, pool: Slate,
-             rows_idx: np.ndarray, cols_idx: np.ndarray, user: UserContext, pipeline: PagePipeline,
-             ) -> list[CollectionRow]:
+def _explain(shown: _Shown, by_id: Mapping[str, tuple[CandidateCollection, float, float]], cat: Catalog,
+             ranker: RankerScorer | None, pair_features: np.ndarray | None, pool: Slate, rows_idx: np.ndarray,
+             cols_idx: np.ndarray, user: UserContext, pipeline: PagePipeline) -> list[CollectionRow]:
     """The page's rows with every shown item's display fields, reason, badges and top signals.
     Built as columns over the whole page (numpy, then one list per field) and zipped into the
     slots in one pass: no per-item Python beyond the slot's construction."""

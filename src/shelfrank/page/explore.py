@@ -36,10 +36,18 @@ class Placement:
     slot: int = -1  # where the explored entry went; -1 when none was placed
 
 
+def slots_after(k: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:
+    """(rows, width) P(slot > q) for q = 0..width-1, row r's slot uniform on [first[r], k[r]); many
+    rows at once (a page's). Positions at or past k[r], and rows with k[r] <= first[r], are not
+    meaningful."""
+    q = np.arange(width)[None, :]
+    return np.clip(k[:, None] - 1 - np.maximum(q, first[:, None] - 1), 0, None) / np.maximum(k - first, 1)[:, None]
+
+
 @lru_cache(maxsize=256)
 def _slot_after(k: int, first: int) -> np.ndarray:
     """P(slot > q) for q = 0..k-1, the slot uniform on [first, k) (read-only: shared between calls)."""
-    after = np.clip(k - 1 - np.maximum(np.arange(k), first - 1), 0, None) / (k - first)
+    after = slots_after(np.array([k]), np.array([first]), k)[0]
     after.flags.writeable = False
     return after
 
