@@ -1,5 +1,11 @@
 # The two commands: `make demo` and `make test`. Both set everything up on a fresh machine.
-PYTHON ?= python3
+# The venv's interpreter: the distribution's python3 when it is 3.11+ (Debian's and the official
+# images' builds are compiled with PGO and LTO), else the python3 on PATH. A from-source build
+# without those optimizations (pyenv's default) runs the page's Python 3x slower and builds pages
+# ~20% slower (docs/benchmarks.md). Override with `make PYTHON=/path/to/python3 test`; an existing
+# .venv keeps its interpreter (`make clean` first).
+PYTHON ?= $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' \
+	>/dev/null 2>&1 && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

@@ -160,8 +160,22 @@ def machine() -> dict[str, str]:
 
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cores": str(os.cpu_count()),
             "cpu": _cpu_model(), "load average (1/5/15 min) at start": load_average(),
-            "python": platform.python_version(), "lightgbm": v("lightgbm"), "duckdb": v("duckdb"),
+            "python": f"{platform.python_version()} ({sys.executable})",
+            "python speed: sum(range(10**7)), best of 3": f"{interpreter_seconds():.2f} s",
+            "lightgbm": v("lightgbm"), "duckdb": v("duckdb"),
             "shelfrank": v("shelfrank")}
+
+
+def interpreter_seconds(repeat: int = 3) -> float:
+    """Seconds for ``sum(range(10**7))``, best of `repeat`: the interpreter's own speed, so page times
+    from different builds (an optimized distribution build runs it ~3x faster than a plain
+    from-source one on the same core) can be told apart."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        sum(range(10**7))
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def _cpu_model() -> str:

@@ -188,7 +188,15 @@ class CounterTable:
         if len(self.decay_rates) and len(values):
             gap = t - anchor
             gap[~np.isfinite(gap)] = 0.0
-            values[:, self.decays] *= np.exp(-np.multiply.outer(gap, self.decay_rates))
+            # Counters share a few half-lives: one exp per distinct rate, spread to the columns.
+            distinct, column_of = self._distinct_rates
+            factors = np.exp(-np.multiply.outer(gap, distinct))
+            if len(distinct) < len(column_of):
+                factors = factors[:, column_of]
+            if self._all_decay:
+                values *= factors
+            else:
+                values[:, self.decays] *= factors
         if self._has_last and len(values):
             last = values[:, self.is_last]
             last[np.isinf(last)] = np.nan
@@ -203,6 +211,16 @@ class CounterTable:
     @property
     def _absent_row(self) -> np.ndarray:
         return self.absent[None, :]
+
+    @cached_property
+    def _distinct_rates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the distinct decay rates, each decayed column's index among them)."""
+        distinct, column_of = np.unique(self.decay_rates, return_inverse=True)
+        return distinct, column_of.reshape(-1)
+
+    @cached_property
+    def _all_decay(self) -> bool:
+        return bool(self.decays.all())
 
     @cached_property
     def _has_last(self) -> bool:

@@ -160,9 +160,10 @@ class HomepageEngine:
         taste = None
         if self.models.item_vectors is not None and len(history):
             taste = _taste(history, self.models.item_vectors, t)
-        return UserContext(request=request, t=t, location=request.location or location,
+        # str(): the profiles hold numpy strings, and the page's JSON takes plain ones
+        return UserContext(request=request, t=t, location=str(request.location or location),
                            known=self.known_user(request.user_id), history=history, taste=taste,
-                           subscription=subscription)
+                           subscription=str(subscription))
 
     def _history(self, user_id: str) -> UserHistory:
         if self.history_state is None:

@@ -7,7 +7,6 @@ They run on the ordered slate and never reorder collections except
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 import numpy as np
 
@@ -30,7 +29,7 @@ class DropOutOfStock:
         out = slate.valid & ~_catalog_lookup(self.in_stock, slate.items, True)
         n_out = int(out.sum())
         scores = np.where(out, -np.inf, slate.scores) if n_out else slate.scores
-        trace = StageTrace("drop_out_of_stock", Counter({"out_of_stock": n_out}),
+        trace = StageTrace("drop_out_of_stock", {"out_of_stock": n_out},
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, scores=scores)
 
@@ -52,7 +51,7 @@ class DropJustCarted:
             scores, n_out = np.where(out, -np.inf, slate.scores), int(out.sum())
         else:  # the usual case: nothing carted in the last day
             scores, n_out = slate.scores, 0
-        trace = StageTrace("drop_just_carted", Counter({"just_carted": n_out}), seconds=time.perf_counter() - started)
+        trace = StageTrace("drop_just_carted", {"just_carted": n_out}, seconds=time.perf_counter() - started)
         return slate.with_trace(trace, scores=scores)
 
 
@@ -67,10 +66,10 @@ class DemoteMissingImages:
         started = time.perf_counter()
         missing = slate.valid & ~_catalog_lookup(self.has_image, slate.items, True)
         if not missing.any():  # nothing to move
-            return slate.with_trace(StageTrace("demote_missing_images", Counter({"no_image": 0}) if self.remove
-                                               else Counter(), seconds=time.perf_counter() - started))
+            return slate.with_trace(StageTrace("demote_missing_images", {"no_image": 0} if self.remove
+                                               else {}, seconds=time.perf_counter() - started))
         if self.remove:
-            trace = StageTrace("demote_missing_images", Counter({"no_image": int(missing.sum())}),
+            trace = StageTrace("demote_missing_images", {"no_image": int(missing.sum())},
                                seconds=time.perf_counter() - started)
             return slate.with_trace(trace, scores=np.where(missing, -np.inf, slate.scores))
         # Shift below the row's worst imaged item, keeping their order among themselves.
@@ -129,7 +128,7 @@ class DedupeItemsAcrossPage:
             rows = live[drop_rows]
             scores[rows, order[rows, drop_slots]] = -np.inf
         removed = len(drop_rows)
-        trace = StageTrace("dedupe_items_across_page", Counter({"repeated_on_page": removed}),
+        trace = StageTrace("dedupe_items_across_page", {"repeated_on_page": removed},
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, scores=scores)
 
@@ -143,7 +142,7 @@ class DropThinCollections:
     def apply(self, slate: Slate) -> Slate:
         started = time.perf_counter()
         thin = slate.live_collections & (slate.valid.sum(axis=1) < self.min_items)
-        trace = StageTrace("drop_thin_collections", Counter({"too_few_items": int(thin.sum())}),
+        trace = StageTrace("drop_thin_collections", {"too_few_items": int(thin.sum())},
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, collection_scores=np.where(thin, -np.inf, slate.collection_scores))
 
@@ -193,7 +192,7 @@ class DropSimilarCollections:
                     dropped[c] = True
                     continue
                 kept.append(i)
-        trace = StageTrace("drop_similar_collections", Counter({"similar_collection": int(dropped.sum())}),
+        trace = StageTrace("drop_similar_collections", {"similar_collection": int(dropped.sum())},
                            seconds=time.perf_counter() - started)
         return slate.with_trace(trace, collection_scores=np.where(dropped, -np.inf, slate.collection_scores))
 

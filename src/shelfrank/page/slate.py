@@ -8,8 +8,8 @@ stage stays vectorized. Each stage appends a :class:`StageTrace` saying what it 
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 @dataclass(frozen=True)
 class StageTrace:
     stage: str
-    removed: Counter = field(default_factory=Counter)  # reason -> items (or collections) removed
+    removed: Mapping[str, int] = field(default_factory=dict)  # reason -> items (or collections) removed
     demoted: int = 0
     seconds: float = 0.0
 
@@ -36,21 +36,23 @@ class Slate:
     relevance: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        c, _ = self.items.shape
-        if self.scores.shape != self.items.shape:
-            raise ValueError(f"scores {self.scores.shape} and items {self.items.shape} differ")
-        if self.relevance is None:
-            object.__setattr__(self, "relevance", self.scores.copy())
-        elif self.relevance.shape != self.items.shape:
-            raise ValueError(f"relevance {self.relevance.shape} and items {self.items.shape} differ")
-        for name in ("collection_ids", "collection_scores", "pinned_rows"):
-            if getattr(self, name).shape != (c,):
-                raise ValueError(f"{name} must have one entry per collection ({c})")
+        shape = self.items.shape
+        if self.scores.shape != shape:
+            raise ValueError(f"scores {self.scores.shape} and items {shape} differ")
+        if self.relevance is None:  # read-only below, so the scores themselves can stand for it
+            object.__setattr__(self, "relevance", self.scores)
+        elif self.relevance.shape != shape:
+            raise ValueError(f"relevance {self.relevance.shape} and items {shape} differ")
+        per_collection = (self.collection_ids, self.collection_scores, self.pinned_rows)
+        if any(a.shape != shape[:1] for a in per_collection):
+            name = ("collection_ids", "collection_scores", "pinned_rows")[
+                [a.shape != shape[:1] for a in per_collection].index(True)]
+            raise ValueError(f"{name} must have one entry per collection ({shape[0]})")
         # Stages return new slates and never write into an old one's arrays; slates share arrays
         # (a rule that changes nothing passes them on, the segment cache keeps prepared slates),
         # so a write would change other pages too: make it an error instead.
-        for name in ("collection_ids", "items", "scores", "collection_scores", "pinned_rows", "relevance"):
-            getattr(self, name).flags.writeable = False
+        for a in (*per_collection, self.items, self.scores, self.relevance):
+            a.setflags(write=False)
 
     @classmethod
     def from_lists(
@@ -93,7 +95,11 @@ class Slate:
         return np.argsort(-self.scores, axis=1, kind="stable")
 
     def with_trace(self, trace: StageTrace, **changes: object) -> Slate:
-        out = replace(self, trace=(*self.trace, trace), **changes)
+        fields = {"collection_ids": self.collection_ids, "items": self.items, "scores": self.scores,
+                  "collection_scores": self.collection_scores, "pinned_rows": self.pinned_rows,
+                  "trace": (*self.trace, trace), "relevance": self.relevance}
+        fields.update(changes)  # built directly: dataclasses.replace costs twice as much per stage
+        out = Slate(**fields)
         # A stage that changed nothing a derived array reads from keeps it (arrays are not mutated).
         same_slots = out.items is self.items and out.scores is self.scores
         for name, same in (("valid", same_slots), ("display_order", same_slots),
