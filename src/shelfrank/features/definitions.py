@@ -578,15 +578,18 @@ def feature_matrix(features: tuple[Feature, ...], inputs: Inputs, vocabularies: 
     formulas broadcast them, so online they are computed once per request, not once per item.
     """
     n = max(len(v) for v in inputs.values()) if rows is None else rows
-    out = np.empty((n, len(features)), dtype=np.float64)
+    # Built feature by feature as rows of a (features, n) array, each write contiguous, and returned
+    # as its (n, features) transpose (column-major: a feature's column is contiguous).
+    out = np.empty((len(features), n), dtype=np.float64)
     for j, feature in enumerate(features):
-        out[:, j] = feature.formula(inputs, vocabularies)
-    # Defaults in one pass over the matrix (not one per feature): NaN means "the inputs say nothing".
-    defaults = _defaults(features)
-    missing = np.isnan(out) & ~np.isnan(defaults)
-    if missing.any():
-        out[missing] = np.broadcast_to(defaults, out.shape)[missing]
-    return out
+        out[j] = feature.formula(inputs, vocabularies)
+    # Defaults: NaN means "the inputs say nothing"; filled only in the features that have NaNs.
+    nan = np.isnan(out)
+    if nan.any():
+        defaults = _defaults(features)
+        for j in np.flatnonzero(nan.any(axis=1) & ~np.isnan(defaults)).tolist():
+            out[j][nan[j]] = defaults[j]
+    return out.T
 
 
 @dataclass(frozen=True)
