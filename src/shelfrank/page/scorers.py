@@ -191,7 +191,10 @@ class RankerScorer:
         spread = std > CONSTANT_SPREAD * np.abs(mean)  # not a constant (with missing values) read through rounding
         scale = np.where(spread, share / np.where(spread, std, 1.0), 0.0)  # z-score times gain share
         weight = (X - mean) * scale
-        if not np.isfinite(weight).all():
+        nan = np.isnan(weight)  # a missing value: no signal
+        if nan.any():
+            weight[nan] = 0.0
+        if np.isinf(weight).any():  # as np.nan_to_num (its wrapper costs ~50 us a call here)
             weight = np.nan_to_num(weight)
         order = _strongest(np.abs(weight), top)
         picked = np.round(take_rows(weight, order), 4)
