@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shelfrank.arrays import in_sorted, take_rows, unique_inverse, unique_sorted
+from shelfrank.arrays import group_sums, in_sorted, take_rows, unique_inverse, unique_sorted
 
 ints = st.lists(st.integers(-5, 40), max_size=60).map(lambda v: np.asarray(v, dtype=np.int64))
 
@@ -33,3 +33,21 @@ def test_take_rows_equals_numpy_take_along_axis(rows, width, picks):
     values = rng.normal(size=(rows, width))
     index = rng.integers(0, width, (rows, picks))
     np.testing.assert_array_equal(take_rows(values, index), np.take_along_axis(values, index, axis=1))
+
+
+@given(st.lists(st.integers(0, 6), max_size=12), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_group_sums_add_each_group_in_row_order(lengths, width, seed):
+    rng = np.random.default_rng(seed)
+    rows = rng.standard_normal((sum(lengths), width)) * 1e3
+    sums = group_sums(rows, np.asarray(lengths, dtype=np.int64))
+    assert sums.shape == (len(lengths), width)
+    start = 0
+    for i, n in enumerate(lengths):
+        expected = np.zeros(width)
+        for r in rows[start: start + n]:  # left to right, as the docstring says
+            expected = expected + r
+        assert np.array_equal(sums[i], expected)
+        start += n
+    if lengths and all(n > 0 for n in lengths):  # numpy's reduceat agrees up to its own rounding
+        starts = np.cumsum(lengths) - np.asarray(lengths)
+        assert np.allclose(sums, np.add.reduceat(rows, starts, axis=0), rtol=1e-12, atol=1e-9)

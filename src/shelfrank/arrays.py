@@ -42,3 +42,22 @@ def take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """values[i, index[i, j]] for a 2-D `values` and `index`: np.take_along_axis(values, index, axis=1)
     by plain fancy indexing (the numpy wrapper costs ~20 us per call at a page's size)."""
     return values[np.arange(len(index))[:, None], index]
+
+
+def group_sums(rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(len(lengths), d) sums of consecutive groups of `rows` (group i: the next lengths[i] rows; a group
+    of 0 rows sums to 0), each added up in row order. What np.add.reduceat(rows, starts, axis=0)
+    gives up to rounding (it does not add in row order), several times faster for a page's few
+    short groups (numpy's axis-0 reduceat costs ~0.2 ms on 300 x 56 here): the groups are laid
+    side by side, zero-padded, and added one position at a time."""
+    rows = np.asarray(rows)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    width = int(lengths.max(initial=0))
+    if width == 0:
+        return np.zeros((len(lengths), *rows.shape[1:]), dtype=rows.dtype)
+    padded = np.zeros((len(lengths), width, *rows.shape[1:]), dtype=rows.dtype)
+    padded[np.arange(width)[None, :] < lengths[:, None]] = rows
+    out = padded[:, 0].copy()
+    for j in range(1, width):
+        out += padded[:, j]
+    return out

@@ -15,6 +15,7 @@ from collections import Counter
 
 import numpy as np
 
+from shelfrank.arrays import group_sums
 from shelfrank.candidates.base import CandidateCollection
 
 LEADING_ITEMS = 10
@@ -55,11 +56,8 @@ def first_pass(candidates: list[CandidateCollection], in_stock: np.ndarray, max_
         leading = [c.items[:LEADING_ITEMS] for c in kept]
         lengths = np.asarray([len(x) for x in leading], dtype=np.int64)
         flat = np.concatenate(leading)
-        sums = np.zeros((len(kept), item_vectors.shape[1]))
-        filled = lengths > 0  # a pinned row may have no item in stock: its vector stays 0
-        if filled.any():
-            starts = np.cumsum(lengths) - lengths
-            sums[filled] = np.add.reduceat(item_vectors[flat], starts[filled], axis=0)
+        # a pinned row may have no item in stock: its vector stays 0
+        sums = group_sums(item_vectors[flat], lengths).astype(np.float64, copy=False)
         norms = np.sqrt((sums * sums).sum(axis=1))  # np.linalg.norm's own formula, without its wrapper
         score = score + TASTE_WEIGHT * np.where(norms > 0, (sums @ taste) / np.maximum(norms, 1e-12), 0.0)
     pinned = np.asarray([c.pinned_row >= 0 for c in kept])
