@@ -339,6 +339,9 @@ class InMemoryFeatureState:
             raw = _strings(items.column(attr))
             uniques, codes = np.unique(raw, return_inverse=True)
             self.attribute_codes[attr] = np.where(raw == "", -1, codes).astype(np.int64)
+        # The same codes as one (items, 3) matrix: a request reads an item's three in one gather.
+        self._code_columns = {attr: j for j, attr in enumerate(self.attribute_codes)}
+        self._attribute_code_matrix = np.column_stack(list(self.attribute_codes.values()))
         price = items.column("price").to_numpy(zero_copy_only=False).astype(np.float64)
         self.catalog_price = price
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -374,8 +377,13 @@ class InMemoryFeatureState:
         # Catalog index -> embedding row (-1: no vector), so events and requests need no string lookups.
         self.vector_rows = (vectors.rows_of(self.item_ids) if vectors is not None
                             else np.full(len(self.item_ids), -1, dtype=np.int64))
-        self.catalog_vectors = (vectors.at_rows(self.vector_rows) if vectors is not None
-                                else np.zeros((len(self.item_ids), 1)))
+        catalog_vectors = (vectors.at_rows(self.vector_rows) if vectors is not None
+                           else np.zeros((len(self.item_ids), 1)))
+        # Kept in float32 when that loses nothing (embeddings are fitted in float32): a request reads a
+        # few hundred random rows of it, and half the bytes is half the cache misses; reads convert
+        # back to float64, exactly.
+        as_float32 = catalog_vectors.astype(np.float32)
+        self.catalog_vectors = as_float32 if np.array_equal(as_float32, catalog_vectors) else catalog_vectors
         self.taste_tables = {taste.name: CounterTable((), rates=np.full(dim, taste.decay_rate))
                              for taste in self.tastes}
 
@@ -437,7 +445,7 @@ class InMemoryFeatureState:
             key = ev["user_code"] if taste.stream == "user" else session_key
             keep = has_vector & (weight > 0) & (key >= 0)
             if keep.any():
-                contributions = weight[keep, None] * self.catalog_vectors[item[keep]]
+                contributions = weight[keep, None] * self.catalog_vectors[item[keep]].astype(np.float64)
                 self.taste_tables[taste.name].add(key[keep], ev["t"][keep], contributions)
 
     def _add(self, table: CounterTable | KeyedCounters, counters: Sequence[Counter],
@@ -631,6 +639,7 @@ class InMemoryFeatureState:
         if views is None:
             views = self.user_views(user_id, t)
         inputs: dict[str, np.ndarray] = {}
+        codes = None
         for stream, counters in self.counters.items():
             if stream not in PER_ITEM_STREAMS:
                 continue
@@ -639,8 +648,10 @@ class InMemoryFeatureState:
             elif stream == "user_item":
                 values = views[stream].read(item)
             else:
-                values = views[stream].read(np.where(known, self.attribute_codes[STREAM_ITEM_ATTRIBUTE[stream]][safe],
-                                                     -1))
+                if codes is None:  # the items' vertical, category and brand codes, in one gather
+                    codes = self._attribute_code_matrix[safe]
+                    codes[~known] = -1
+                values = views[stream].read(codes[:, self._code_columns[STREAM_ITEM_ATTRIBUTE[stream]]])
             for j, c in enumerate(counters):
                 inputs[c.name] = values[:, j]
 
@@ -658,8 +669,9 @@ class InMemoryFeatureState:
             "item.in_stock": np.where(np.isnan(stock_now), catalog_stock, stock_now),
         })
         if self.tastes:
-            inputs[ITEM_VECTOR] = (self.catalog_vectors[item].astype(np.float64, copy=False) if all_known
-                                   else np.where(known[:, None], self.catalog_vectors[safe], 0.0))
+            inputs[ITEM_VECTOR] = (self.catalog_vectors[item] if all_known
+                                   else np.where(known[:, None], self.catalog_vectors[safe], 0.0)
+                                   ).astype(np.float64, copy=False)
         return inputs
 
     def collection_inputs(self, user_id: str, collection_ids: Sequence[str],
