@@ -14,6 +14,7 @@ changes need no rebuild. Details and measured numbers: docs/retrieval.md.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,11 +48,13 @@ def taste_vector(history: UserHistory, item_vectors: np.ndarray, t: float, half_
     by_code = np.zeros(max(CLICK, ADD_TO_CART, PURCHASE) + 1)
     by_code[[CLICK, ADD_TO_CART, PURCHASE]] = weights.click, weights.add_to_cart, weights.purchase
     codes = np.asarray(history.events, dtype=np.int64)[keep]
-    event_weight = np.where((codes >= 0) & (codes < len(by_code)), by_code[np.clip(codes, 0, len(by_code) - 1)], 0.0)
+    # np.minimum / np.maximum, not np.clip: its wrapper costs more than the work on a request's history
+    event_weight = np.where((codes >= 0) & (codes < len(by_code)),
+                            by_code[np.minimum(np.maximum(codes, 0), len(by_code) - 1)], 0.0)
     age_days = (t - np.asarray(history.ts, dtype=np.float64)[keep]) / SECONDS_PER_DAY
     w = event_weight * np.exp2(-age_days / half_life_days)
     taste = w @ np.asarray(item_vectors[items[keep]], dtype=np.float64)
-    norm = float(np.linalg.norm(taste))
+    norm = math.sqrt(float(taste @ taste))  # np.linalg.norm's own formula for a vector, without its wrapper
     if not np.isfinite(norm) or norm <= 1e-12:
         return None
     return (taste / norm).astype(np.float32)

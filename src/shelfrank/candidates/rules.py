@@ -307,8 +307,9 @@ class BecauseYouViewedSource:
         found = found[found != item]
         in_category = c.category[found] == category
         gap = np.where((band >= 0) & (c.price_band[found] >= 0), np.abs(c.price_band[found] - band), 99)
-        tier = np.select([in_category & (gap == 0), in_category & ((gap == 1) | (c.brand[found] == brand)),
-                          in_category], [0, 1, 2], 3)
+        # The first tier that holds: 0 same band, 1 neighbouring band or same brand, 2 the category, 3 the
+        # brand elsewhere (nested np.where: np.select's wrapper costs ~70 us here)
+        tier = np.where(in_category, np.where(gap == 0, 0, np.where((gap == 1) | (c.brand[found] == brand), 1, 2)), 3)
         return found[np.lexsort((found, -c.popularity[found], tier))][: self.pool_size].astype(np.int64)
 
 

@@ -41,7 +41,7 @@ def slots_after(k: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:
     rows at once (a page's). Positions at or past k[r], and rows with k[r] <= first[r], are not
     meaningful."""
     q = np.arange(width)[None, :]
-    return np.clip(k[:, None] - 1 - np.maximum(q, first[:, None] - 1), 0, None) / np.maximum(k - first, 1)[:, None]
+    return np.maximum(k[:, None] - 1 - np.maximum(q, first[:, None] - 1), 0) / np.maximum(k - first, 1)[:, None]
 
 
 @lru_cache(maxsize=256)
