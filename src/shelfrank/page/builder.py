@@ -503,8 +503,15 @@ def _explain(shown: _Shown, by_id: Mapping[str, tuple[CandidateCollection, float
     was_bought = in_sorted(idx, bought)
     badge_code = new.astype(np.int64) + 2 * explored + 4 * was_bought
     cands = [by_id[c][0] for c in shown.collection_ids]
-    reason = np.asarray([c.reason for c in cands], dtype=object)[shown_rows]
-    reason = np.where(explored, EXPLORED_REASON, np.where(was_bought, BOUGHT_REASON, reason))
+    # Each item takes its row's reason, except the few explored or bought before (patched in place).
+    row_reasons = [c.reason for c in cands]
+    reasons = [row_reasons[r] for r in shown_rows.tolist()]
+    for j in np.flatnonzero(explored | was_bought).tolist():
+        reasons[j] = EXPLORED_REASON if explored[j] else BOUGHT_REASON
+    # Badges likewise: most items have none.
+    badges: list[tuple[str, ...]] = [()] * n
+    for j in np.flatnonzero(badge_code).tolist():
+        badges[j] = _BADGES[badge_code[j]]
     relevance = shown.relevance[mask]
     propensity = shown.propensity[mask]
     columns = (
@@ -520,8 +527,8 @@ def _explain(shown: _Shown, by_id: Mapping[str, tuple[CandidateCollection, float
         cat.image_urls[idx].tolist(),
         cat.has_image[idx].tolist(),
         explored.tolist(),
-        list(map(_BADGES.__getitem__, badge_code.tolist())),
-        reason.tolist(),
+        badges,
+        reasons,
         signals,
     )
     slots = list(map(ItemSlot, *columns))
