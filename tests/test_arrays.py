@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shelfrank.arrays import group_sums, in_sorted, take_rows, unique_inverse, unique_sorted
+from shelfrank.arrays import group_sums, in_sorted, prefix_cells, take_rows, unique_inverse, unique_sorted
 
 ints = st.lists(st.integers(-5, 40), max_size=60).map(lambda v: np.asarray(v, dtype=np.int64))
 
@@ -51,3 +51,13 @@ def test_group_sums_add_each_group_in_row_order(lengths, width, seed):
     if lengths and all(n > 0 for n in lengths):  # numpy's reduceat agrees up to its own rounding
         starts = np.cumsum(lengths) - np.asarray(lengths)
         assert np.allclose(sums, np.add.reduceat(rows, starts, axis=0), rtol=1e-12, atol=1e-9)
+
+
+@given(st.lists(st.integers(0, 7), max_size=10))
+def test_prefix_cells_equal_nonzero_of_the_prefix_mask(lengths):
+    lengths = np.asarray(lengths, dtype=np.int64)
+    mask = np.arange(8)[None, :] < lengths[:, None]
+    rows, columns = prefix_cells(lengths)
+    expected_rows, expected_columns = np.nonzero(mask)
+    np.testing.assert_array_equal(rows, expected_rows)
+    np.testing.assert_array_equal(columns, expected_columns)

@@ -20,7 +20,7 @@ from datetime import UTC
 
 import numpy as np
 
-from shelfrank.arrays import in_sorted, unique_inverse, unique_sorted
+from shelfrank.arrays import in_sorted, prefix_cells, unique_inverse, unique_sorted
 from shelfrank.candidates.base import CandidateCollection, CollectionSource, UserContext
 from shelfrank.candidates.first_pass import first_pass
 from shelfrank.contracts import PageRequest
@@ -210,8 +210,7 @@ def _prepare(resources: PageResources, pipeline: PagePipeline, request: PageRequ
     slate = _pool_slate(chosen, pipeline.item_pool)
     ranker_name = resources.models.default_ranker if pipeline.ranker == "default" else pipeline.ranker
     ranker = resources.models.rankers.get(ranker_name)
-    valid = slate.items >= 0
-    rows_idx, cols_idx = np.nonzero(valid)
+    rows_idx, cols_idx = prefix_cells((slate.items >= 0).sum(axis=1))  # pools are row prefixes
     pair_items = slate.items[rows_idx, cols_idx]
     pair_features = None
     if ranker is not None and reads is not None and len(pair_items):
@@ -280,10 +279,11 @@ def _just_carted(user: UserContext) -> np.ndarray:
 
 def _pool_slate(chosen: list[CandidateCollection], item_pool: int) -> Slate:
     pools = [c.items[:item_pool] for c in chosen]
-    n = max((len(p) for p in pools), default=0)
+    lengths = np.asarray([len(p) for p in pools], dtype=np.int64)
+    n = int(lengths.max(initial=0))
     items = np.full((len(chosen), n), -1, dtype=np.int64)
-    for i, p in enumerate(pools):
-        items[i, : len(p)] = p
+    if n:  # each row's pool is a prefix of it: one scatter of them all
+        items[np.arange(n)[None, :] < lengths[:, None]] = np.concatenate(pools)
     return Slate(
         collection_ids=np.asarray([c.collection_id for c in chosen], dtype=object), items=items,
         scores=np.where(items >= 0, 0.0, -np.inf), collection_scores=np.zeros(len(chosen)),
@@ -470,7 +470,7 @@ def _explain(shown: _Shown, by_id: Mapping[str, tuple[CandidateCollection, float
     Built as columns over the whole page (numpy, then one list per field) and zipped into the
     slots in one pass: no per-item Python beyond the slot's construction."""
     mask = shown.mask
-    shown_rows, positions = np.nonzero(mask)  # row-major: the page in reading order
+    shown_rows, positions = prefix_cells(shown.lengths)  # row-major: the page in reading order
     lengths = shown.lengths.tolist()
     n = len(shown_rows)
     idx = shown.items[mask].astype(np.int64, copy=False)
