@@ -61,3 +61,14 @@ def test_prefix_cells_equal_nonzero_of_the_prefix_mask(lengths):
     expected_rows, expected_columns = np.nonzero(mask)
     np.testing.assert_array_equal(rows, expected_rows)
     np.testing.assert_array_equal(columns, expected_columns)
+
+
+def test_group_sums_refuses_lengths_that_do_not_cover_the_rows_and_non_float_rows():
+    import pytest
+
+    with pytest.raises(ValueError, match="add up"):
+        group_sums(np.ones((1, 3)), np.array([2]))  # would broadcast the one row into two
+    with pytest.raises(ValueError, match="add up"):
+        group_sums(np.ones((3, 3)), np.array([1, 1]))
+    with pytest.raises(TypeError, match="float"):
+        group_sums(np.ones((2, 3), dtype=np.int8), np.array([2]))

@@ -52,6 +52,10 @@ def group_sums(rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     side by side, zero-padded, and added one position at a time."""
     rows = np.asarray(rows)
     lengths = np.asarray(lengths, dtype=np.int64)
+    if not np.issubdtype(rows.dtype, np.floating):
+        raise TypeError(f"group_sums adds float rows, got {rows.dtype}")
+    if len(rows) != int(lengths.sum()) or (lengths < 0).any():
+        raise ValueError(f"lengths must be >= 0 and add up to the {len(rows)} rows, got a total of {lengths.sum()}")
     width = int(lengths.max(initial=0))
     if width == 0:
         return np.zeros((len(lengths), *rows.shape[1:]), dtype=rows.dtype)

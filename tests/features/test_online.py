@@ -102,6 +102,22 @@ def test_a_users_view_reads_as_the_table_does():
         np.testing.assert_array_equal(keyed.user_view(user, at).read(asked), expected)
 
 
+@pytest.mark.parametrize("half_lives", [(1.0, 30.0), (30.0, 1.0), (7.0, 1.0, 30.0, 1.0), (30.0, 7.0, 30.0)])
+def test_each_decayed_column_decays_with_its_own_half_life(half_lives):
+    """Reads compute one exp per distinct half-life and spread it to the columns: in any column order
+    (a regression: descending distinct rates once gave each column another's factor)."""
+    from shelfrank.features.definitions import DAY_SECONDS, Counter
+    from shelfrank.features.online import CounterTable
+
+    counters = tuple(Counter("item", "decayed_sum", ("click",), half_life_days=h) for h in half_lives)
+    table = CounterTable(counters, rows=2)
+    table.add(np.array([0, 1]), np.array([0.0, 0.0]), np.ones((2, len(half_lives))))
+    t = 10 * DAY_SECONDS
+    expected = np.array([0.5 ** (10 / h) for h in half_lives])
+    np.testing.assert_allclose(table.read(np.array([0, 1]), t), np.vstack([expected, expected]), rtol=1e-12)
+    np.testing.assert_allclose(table.read(np.array([1]), t)[0], expected, rtol=1e-12)
+
+
 def test_one_row_reads_as_the_same_row_among_many():
     """A request's own rows (user, session, collection) are read one at a time by a shorter path."""
     from shelfrank.features.definitions import Counter

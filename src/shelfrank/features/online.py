@@ -189,9 +189,9 @@ class CounterTable:
             gap = t - anchor
             gap[~np.isfinite(gap)] = 0.0
             # Counters share a few half-lives: one exp per distinct rate, spread to the columns.
-            distinct, column_of = self._distinct_rates
+            distinct, column_of, in_place = self._distinct_rates
             factors = np.exp(-np.multiply.outer(gap, distinct))
-            if len(distinct) < len(column_of):
+            if not in_place:  # columns share rates, or their rates are not in ascending order
                 factors = factors[:, column_of]
             if self._all_decay:
                 values *= factors
@@ -213,10 +213,12 @@ class CounterTable:
         return self.absent[None, :]
 
     @cached_property
-    def _distinct_rates(self) -> tuple[np.ndarray, np.ndarray]:
-        """(the distinct decay rates, each decayed column's index among them)."""
+    def _distinct_rates(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(the distinct decay rates ascending, each decayed column's index among them, whether that
+        index is the column's own: every column its own rate, in ascending order)."""
         distinct, column_of = np.unique(self.decay_rates, return_inverse=True)
-        return distinct, column_of.reshape(-1)
+        column_of = column_of.reshape(-1)
+        return distinct, column_of, bool(np.array_equal(column_of, np.arange(len(column_of))))
 
     @cached_property
     def _all_decay(self) -> bool:

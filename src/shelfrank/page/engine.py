@@ -63,15 +63,16 @@ class HomepageEngine:
         self._hydrator: FeatureHydrator | None = None  # made once per feature state (and feature space)
         self.category_repeat_rate = category_repeat_rate
         self.sources: dict[str, CollectionSource] = {}
-        self._share_item_vectors()
+        self._share_item_vectors(models)
         self._build_sources()
 
-    def _share_item_vectors(self) -> None:
+    def _share_item_vectors(self, models: PageModels) -> None:
         """The feature state's catalog vectors and the models' item vectors are usually the same
         embedding rows in the same catalog order: keep one array, so that a page's random reads of
         an item's vector (first pass, similarity features) touch the same memory, and the engine
-        holds one copy (96 MB at standard scale) instead of two."""
-        vectors, features = self.models.item_vectors, self.features
+        holds one copy (96 MB at standard scale) instead of two. Only equal arrays are swapped (a
+        reference assignment), so it needs no lock: pages read the same values either way."""
+        vectors, features = models.item_vectors, self.features
         if vectors is None or features is None:
             return
         mine = features.catalog_vectors
@@ -266,9 +267,9 @@ class HomepageEngine:
             raise UserFacingError(f"model version {models.version} uses other features than the serving state; "
                                   "restart the service to switch feature sets")
         models.prepare()  # compiled before the swap, so no request waits for it
+        self._share_item_vectors(models)  # compares ~100 MB at standard scale: outside the lock
         with self._lock:
             self.models = models
-            self._share_item_vectors()
             self._build_sources()
             self.cache.invalidate()
         return models.version

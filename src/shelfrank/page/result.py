@@ -81,8 +81,12 @@ class Page(msgspec.Struct, gc=False):
 
 
 def _plain(value: object) -> object:
-    """What msgspec does not write itself: numpy scalars (a custom source's signal values) and
-    arrays as their Python values."""
+    """What msgspec does not write itself (it writes times, sets and the like natively): numpy
+    scalars and arrays as their values (float32 and float16 by their own shortest text, 0.1 not
+    0.10000000149011612, as orjson's numpy support wrote them), anything else as its text; never an
+    error, so an odd value from a custom source cannot fail a page."""
+    if isinstance(value, np.floating) and value.dtype.itemsize < 8:
+        return float(str(value))
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
-    raise NotImplementedError(f"cannot write {type(value).__name__} to the page's JSON")
+    return str(value)

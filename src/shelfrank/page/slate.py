@@ -37,6 +37,8 @@ class Slate:
 
     def __post_init__(self) -> None:
         shape = self.items.shape
+        if len(shape) != 2:
+            raise ValueError(f"items must be (collections, slots), got shape {shape}")
         if self.scores.shape != shape:
             raise ValueError(f"scores {self.scores.shape} and items {shape} differ")
         if self.relevance is None:  # read-only below, so the scores themselves can stand for it
