@@ -79,6 +79,25 @@ def _strings(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(column, "").to_pylist(), dtype=str)
 
 
+# Counters share a few half-lives: (the distinct rates ascending, each column's index among them,
+# whether that index is the column's own), so a decay takes one exp per distinct rate, not per column.
+RateGroups = tuple[np.ndarray, np.ndarray, bool]
+
+
+def _rate_groups(rates: np.ndarray) -> RateGroups:
+    distinct, column_of = np.unique(rates, return_inverse=True)
+    column_of = column_of.reshape(-1)
+    return distinct, column_of, bool(np.array_equal(column_of, np.arange(len(column_of))))
+
+
+def _factors(elapsed: np.ndarray, groups: RateGroups) -> np.ndarray:
+    """(len(elapsed), columns) factors exp(-elapsed * rate), one exp per distinct rate spread to the
+    columns (gathered unless every column has its own rate, in ascending order)."""
+    distinct, column_of, in_place = groups
+    factors = np.exp(-np.multiply.outer(elapsed, distinct))
+    return factors if in_place else factors[:, column_of]
+
+
 class CounterTable:
     """Rows of counters with one anchor time per row.
 
@@ -139,23 +158,14 @@ class CounterTable:
         block = self.values[touched]
         sums = ~self.is_last
         # Decay the stored values to the new anchor, then add each event decayed from its time to it.
-        # Counters share a few half-lives: one exp per distinct rate, not per column.
-        block[:, sums] *= self._decay(gap, sums)
-        added = contributions[:, sums] * self._decay(anchor[idx] - t, sums)
+        block[:, sums] *= _factors(gap, self._sum_groups)
+        added = contributions[:, sums] * _factors(anchor[idx] - t, self._sum_groups)
         block[:, sums] += np.add.reduceat(added, starts, axis=0)
         if self.is_last.any():
             block[:, self.is_last] = np.maximum(block[:, self.is_last],
                                                 np.maximum.reduceat(contributions[:, self.is_last], starts, axis=0))
         self.values[touched] = block
         self.anchor[touched] = anchor
-
-    def _decay(self, elapsed: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """(len(elapsed), columns) factors exp(-elapsed * rate) of the chosen columns."""
-        rates = self.rates[columns]
-        distinct, column_of = np.unique(rates, return_inverse=True)
-        if len(distinct) == len(rates):
-            return np.exp(-elapsed[:, None] * rates[None, :])
-        return np.exp(-elapsed[:, None] * distinct[None, :])[:, column_of]
 
     def read(self, rows: np.ndarray, t: float) -> np.ndarray:
         """Values at time t; rows < 0 (unknown keys) read as no events: 0, and NaN for last times.
@@ -188,11 +198,7 @@ class CounterTable:
         if len(self.decay_rates) and len(values):
             gap = t - anchor
             gap[~np.isfinite(gap)] = 0.0
-            # Counters share a few half-lives: one exp per distinct rate, spread to the columns.
-            distinct, column_of, in_place = self._distinct_rates
-            factors = np.exp(-np.multiply.outer(gap, distinct))
-            if not in_place:  # columns share rates, or their rates are not in ascending order
-                factors = factors[:, column_of]
+            factors = _factors(gap, self._decayed_groups)
             if self._all_decay:
                 values *= factors
             else:
@@ -213,12 +219,14 @@ class CounterTable:
         return self.absent[None, :]
 
     @cached_property
-    def _distinct_rates(self) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(the distinct decay rates ascending, each decayed column's index among them, whether that
-        index is the column's own: every column its own rate, in ascending order)."""
-        distinct, column_of = np.unique(self.decay_rates, return_inverse=True)
-        column_of = column_of.reshape(-1)
-        return distinct, column_of, bool(np.array_equal(column_of, np.arange(len(column_of))))
+    def _sum_groups(self) -> RateGroups:
+        """The rates of the sum columns (decayed or not): what `add` decays."""
+        return _rate_groups(self.rates[~self.is_last])
+
+    @cached_property
+    def _decayed_groups(self) -> RateGroups:
+        """The rates of the decayed columns: what a read decays."""
+        return _rate_groups(self.decay_rates)
 
     @cached_property
     def _all_decay(self) -> bool:

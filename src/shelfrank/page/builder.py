@@ -328,8 +328,7 @@ def _refill(slate: Slate, pool: Slate, width: int, in_stock: np.ndarray) -> Slat
     at = (np.arange(len(slate.items))[:, None], slate.display_order[:, :width])
     on_page = unique_sorted(slate.items[at][live][slate.valid[at][live]])
     # Every short row's pool in the pool's display order, and which of its items could still come in.
-    pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids.tolist())}
-    rows = np.asarray([pool_row[str(cid)] for cid in slate.collection_ids[short].tolist()], dtype=np.int64)
+    rows = np.asarray([pool.row_of[str(cid)] for cid in slate.collection_ids[short].tolist()], dtype=np.int64)
     slots = pool.display_order[rows]
     at = (rows[:, None], slots)
     candidates = pool.items[at]
@@ -423,8 +422,7 @@ def _explore_items(items: np.ndarray, relevance: np.ndarray, explored: np.ndarra
     valid = np.arange(width)[None, :] < lengths[:, None]
     on_page = unique_sorted(items[valid])
     # Items exploration may place in a row: its pool's new, in-stock items not yet on the page.
-    pool_index = {str(cid): i for i, cid in enumerate(pool.collection_ids.tolist())}
-    candidates = pool.items[np.asarray([pool_index[c] for c in collection_ids], dtype=np.int64)]
+    candidates = pool.items[np.asarray([pool.row_of[c] for c in collection_ids], dtype=np.int64)]
     safe = np.maximum(candidates, 0)
     eligible = (candidates >= 0) & (t - cat.created_t[safe] < pipeline.new_item_days * DAY) & cat.in_stock[safe]
     eligible &= ~in_sorted(candidates.ravel(), on_page).reshape(candidates.shape)
@@ -479,12 +477,11 @@ def _explain(shown: _Shown, by_id: Mapping[str, tuple[CandidateCollection, float
     signals: list[dict[str, float]] | None = None
     if ranker is not None and pair_features is not None and n:
         # Locate each shown (collection, item) among the scored pairs: sort the pair keys once.
-        pool_row = {str(cid): i for i, cid in enumerate(pool.collection_ids)}
         width = np.int64(len(cat) + 1)
         pair_key = rows_idx.astype(np.int64) * width + pool.items[rows_idx, cols_idx]
         order = np.argsort(pair_key, kind="stable")
         sorted_keys = pair_key[order]
-        wanted = np.asarray([pool_row[c] for c in shown.collection_ids], dtype=np.int64)[shown_rows] * width + idx
+        wanted = np.asarray([pool.row_of[c] for c in shown.collection_ids], dtype=np.int64)[shown_rows] * width + idx
         pos = np.minimum(np.searchsorted(sorted_keys, wanted), len(order) - 1)
         found = (sorted_keys[pos] == wanted) & ~explored
         names = tuple(ranker.ranker.feature_names_[: pair_features.shape[1]])

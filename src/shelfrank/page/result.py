@@ -13,6 +13,7 @@ holds no reference cycles, so its objects need not be tracked by the garbage col
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 import msgspec
 import numpy as np
@@ -70,23 +71,28 @@ class Page(msgspec.Struct, gc=False):
 
     def to_dict(self) -> dict:
         """Plain dicts, lists and scalars (what the JSON holds)."""
-        return msgspec.to_builtins(self, enc_hook=_plain)
+        return msgspec.to_builtins(self, enc_hook=plain_value)
 
     def to_json(self) -> bytes:
-        return msgspec.json.encode(self, enc_hook=_plain)
+        return msgspec.json.encode(self, enc_hook=plain_value)
 
     def item_ids(self) -> list[list[str]]:
         """The page as rows of item ids (what the ground truth scores)."""
         return [[s.item_id for s in r.items] for r in self.rows]
 
 
-def _plain(value: object) -> object:
-    """What msgspec does not write itself (it writes times, sets and the like natively): numpy
-    scalars and arrays as their values (float32 and float16 by their own shortest text, 0.1 not
-    0.10000000149011612, as orjson's numpy support wrote them), anything else as its text; never an
-    error, so an odd value from a custom source cannot fail a page."""
+def plain_value(value: object) -> object:
+    """A value the JSON writers do not write themselves, as a plain one: numpy scalars and arrays as
+    their values (float32 and float16 by their own shortest text, 0.1 not 0.10000000149011612),
+    sets and tuples as lists, times as ISO text, anything else as its text; never an error, so an
+    odd value from a custom source cannot fail a page. The page's msgspec JSON and the service's
+    other (orjson) responses both call it for what they cannot write."""
     if isinstance(value, np.floating) and value.dtype.itemsize < 8:
         return float(str(value))
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
     return str(value)

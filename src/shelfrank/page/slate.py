@@ -45,15 +45,15 @@ class Slate:
             object.__setattr__(self, "relevance", self.scores)
         elif self.relevance.shape != shape:
             raise ValueError(f"relevance {self.relevance.shape} and items {shape} differ")
-        per_collection = (self.collection_ids, self.collection_scores, self.pinned_rows)
-        if any(a.shape != shape[:1] for a in per_collection):
-            name = ("collection_ids", "collection_scores", "pinned_rows")[
-                [a.shape != shape[:1] for a in per_collection].index(True)]
-            raise ValueError(f"{name} must have one entry per collection ({shape[0]})")
+        for name, a in (("collection_ids", self.collection_ids), ("collection_scores", self.collection_scores),
+                        ("pinned_rows", self.pinned_rows)):
+            if a.shape != shape[:1]:
+                raise ValueError(f"{name} must have one entry per collection ({shape[0]})")
         # Stages return new slates and never write into an old one's arrays; slates share arrays
         # (a rule that changes nothing passes them on, the segment cache keeps prepared slates),
         # so a write would change other pages too: make it an error instead.
-        for a in (*per_collection, self.items, self.scores, self.relevance):
+        for a in (self.collection_ids, self.collection_scores, self.pinned_rows, self.items, self.scores,
+                  self.relevance):
             a.setflags(write=False)
 
     @classmethod
@@ -85,6 +85,11 @@ class Slate:
     @cached_property
     def valid(self) -> np.ndarray:
         return (self.items >= 0) & np.isfinite(self.scores)
+
+    @cached_property
+    def row_of(self) -> dict[str, int]:
+        """Each collection's row, by id (a page looks its pool's rows up from several stages)."""
+        return {str(c): i for i, c in enumerate(self.collection_ids.tolist())}
 
     @cached_property
     def live_collections(self) -> np.ndarray:

@@ -34,6 +34,7 @@ from shelfrank import __version__
 from shelfrank.config import Settings
 from shelfrank.contracts import PageRequest
 from shelfrank.errors import UserFacingError
+from shelfrank.page.result import plain_value
 from shelfrank.serve.changes import Change
 from shelfrank.serve.metrics import ServiceMetrics
 from shelfrank.serve.replication import ChangeFeed
@@ -74,18 +75,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _json(content: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY, default=_default),
+    return Response(orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY, default=plain_value),
                     status_code=status_code, media_type=JSON)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def _problem(status: int, message: str, detail: Any = None) -> HTTPException:
