@@ -10,10 +10,9 @@ usually has). Reports min and median over repeats.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from timing import timed
 
 from shelfrank.page.diversify import DPPDiversifier, EmbeddingSimilarity, MMRDiversifier
 
@@ -37,15 +36,6 @@ def python_mmr(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> l
             chosen.append(best)
         picks.append(chosen)
     return picks
-
-
-def timed(fn, repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return min(samples) * 1e3, statistics.median(samples) * 1e3
 
 
 def main() -> None:

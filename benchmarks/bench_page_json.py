@@ -12,34 +12,32 @@ as the service did before). Both JSON texts decode to the same value (checked).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import sys
-import time
-from dataclasses import dataclass, field
 
 import msgspec
 import orjson
+from timing import timed
 
 from shelfrank.page.result import ItemSlot
 
 
-@dataclass(slots=True)
-class DataclassSlot:  # ItemSlot as it was before msgspec (2026-11-27)
-    item_id: str
-    position: int
-    score: float
-    propensity: float
-    title: str = ""
-    brand: str = ""
-    category_id: str = ""
-    category: str = ""
-    price: float = 0.0
-    image_url: str = ""
-    has_image: bool = True
-    explore: bool = False
-    badges: tuple[str, ...] = ()
-    reason: str = ""
-    signals: dict[str, float] = field(default_factory=dict)
+def _dataclass_like(struct: type[msgspec.Struct]) -> type:
+    """The Struct's fields as a slots dataclass, the shape the page result had before msgspec
+    (2026-11-27): the baseline keeps the same fields as the Struct it is compared with."""
+    fields = []
+    for f in msgspec.structs.fields(struct):
+        if f.default is not msgspec.NODEFAULT:
+            fields.append((f.name, f.type, dataclasses.field(default=f.default)))
+        elif f.default_factory is not msgspec.NODEFAULT:
+            fields.append((f.name, f.type, dataclasses.field(default_factory=f.default_factory)))
+        else:
+            fields.append((f.name, f.type))
+    return dataclasses.make_dataclass(f"Dataclass{struct.__name__}", fields, slots=True)
+
+
+DataclassSlot = _dataclass_like(ItemSlot)
 
 
 def columns(n: int) -> tuple[list, ...]:
@@ -53,16 +51,6 @@ def columns(n: int) -> tuple[list, ...]:
         ["Popular in your categories"] * n,
         [{"item_ctr": 0.4121 - i / 1e5, "item_clicks_7d": 0.2, "user_category_share": -0.1} for i in range(n)],
     )
-
-
-def timed(f, repeat: int) -> tuple[float, float]:
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        f()
-        runs.append(time.perf_counter() - started)
-    runs.sort()
-    return runs[0] * 1e3, runs[len(runs) // 2] * 1e3
 
 
 def main() -> None:
